@@ -1,0 +1,170 @@
+"""The store's tables (SQLAlchemy 2 typed models). Alembic migrations must match them.
+
+* ``works``: one row per deduplicated work. ``doi`` is unique (NULL for DOI-less works,
+  which are works of their own). ``data`` is the merged work in the export shape (without
+  ``id``), ``provenance`` maps each field to the source it came from. A work with no live
+  source record left is ``deleted`` (a tombstone: its id never comes back for another
+  work), ``merged_into`` points at the work that absorbed it.
+* ``source_records``: every record as each source gave it, unique per (source, key):
+  the raw payload (the OAI ``<record>`` XML or the JSON object, so ``reprocess`` needs no
+  network), its normalized form, the source's datestamp, the deleted flag and the link
+  to its work. ``raw_hash`` makes "re-harvesting an unchanged record writes nothing"
+  one comparison.
+* ``checkpoints``: per source, the harvest position, written in the same transaction as
+  the page of records it covers.
+* ``harvest_runs``: one row per run with outcome and counters (updated per page).
+* ``quarantine``: raw records that failed normalization, with the reason; unique per
+  (source, raw_hash) so a bad record seen on every run is one row with a count.
+* ``source_leases``: which process is harvesting a source right now (with expiry, so a
+  dead process loses it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    MetaData,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+__all__ = ["Base", "Checkpoint", "HarvestRun", "QuarantineItem", "SourceLease", "SourceRecord", "UTCDateTime", "Work"]
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Timezone-aware UTC datetimes on both databases (SQLite stores naive UTC text)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+IdType = BigInteger().with_variant(Integer(), "sqlite")
+
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dt.datetime: UTCDateTime(), dict[str, Any]: JSONType}
+
+
+class Work(Base):
+    __tablename__ = "works"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    doi: Mapped[str | None] = mapped_column(String(512), unique=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    provenance: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    merged_into: Mapped[int | None] = mapped_column(IdType, ForeignKey("works.id"))
+    created_at: Mapped[dt.datetime]
+    updated_at: Mapped[dt.datetime] = mapped_column(index=True)
+
+
+class SourceRecord(Base):
+    __tablename__ = "source_records"
+    __table_args__ = (UniqueConstraint("source", "key", name="uq_source_records_source_key"),)
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(String(2048))
+    work_id: Mapped[int | None] = mapped_column(IdType, ForeignKey("works.id"), index=True)
+    doi: Mapped[str | None] = mapped_column(String(512), index=True)
+    datestamp: Mapped[dt.datetime | None]
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    raw: Mapped[str] = mapped_column(Text)
+    raw_hash: Mapped[str] = mapped_column(String(64))
+    normalized: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    first_seen: Mapped[dt.datetime]
+    updated_at: Mapped[dt.datetime]
+
+
+class Checkpoint(Base):
+    __tablename__ = "checkpoints"
+
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    updated_at: Mapped[dt.datetime]
+
+
+class HarvestRun(Base):
+    __tablename__ = "harvest_runs"
+    __table_args__ = (Index("ix_harvest_runs_source_started", "source", "started_at"),)
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(String(32), unique=True)
+    source: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[dt.datetime]
+    finished_at: Mapped[dt.datetime | None]
+    outcome: Mapped[str] = mapped_column(String(16), index=True)
+    fetched: Mapped[int] = mapped_column(Integer, default=0)
+    inserted: Mapped[int] = mapped_column(Integer, default=0)
+    updated: Mapped[int] = mapped_column(Integer, default=0)
+    unchanged: Mapped[int] = mapped_column(Integer, default=0)
+    deleted: Mapped[int] = mapped_column(Integer, default=0)
+    quarantined: Mapped[int] = mapped_column(Integer, default=0)
+    pages: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    owner: Mapped[str | None] = mapped_column(String(128))
+
+
+class QuarantineItem(Base):
+    __tablename__ = "quarantine"
+    __table_args__ = (UniqueConstraint("source", "raw_hash", name="uq_quarantine_source_hash"),)
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(64), index=True)
+    key: Mapped[str | None] = mapped_column(String(2048))
+    run_id: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text)
+    raw: Mapped[str] = mapped_column(Text)
+    raw_hash: Mapped[str] = mapped_column(String(64))
+    seen: Mapped[int] = mapped_column(Integer, default=1)
+    first_seen: Mapped[dt.datetime]
+    last_seen: Mapped[dt.datetime]
+
+
+class SourceLease(Base):
+    __tablename__ = "source_leases"
+
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(128))
+    acquired_at: Mapped[dt.datetime]
+    expires_at: Mapped[dt.datetime]
