@@ -273,6 +273,29 @@ class HttpClient:
             event_hooks={"request": [_check_target]},
         )
 
+    @classmethod
+    def from_settings(
+        cls,
+        http: Any,
+        *,
+        rate_limit: float | None,
+        stop: threading.Event | None,
+        headers: Mapping[str, str] | None = None,
+        user_agent: str | None = None,
+    ) -> HttpClient:
+        """A client from the ``http`` config section (``harvester.settings.HttpSettings``)."""
+        policy = HttpPolicy(
+            user_agent=user_agent or http.user_agent,
+            timeout=http.timeout,
+            total_timeout=http.total_timeout,
+            retries=http.retries,
+            backoff=http.backoff,
+            backoff_max=http.backoff_max,
+            max_retry_after=http.max_retry_after,
+            max_response_bytes=http.max_response_bytes,
+        )
+        return cls(policy, rate_limit=rate_limit, headers=dict(headers or {}), stop=stop)
+
     def close(self) -> None:
         self._client.close()
 

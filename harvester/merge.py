@@ -1,0 +1,200 @@
+"""Merging the live source records of one work into the work (a pure function).
+
+Rule: for each field, the first non-empty value in precedence order wins, and the field
+remembers the source it came from. Precedence order is ``merge.precedence`` (most
+trusted first), then unlisted sources by name; within one source, the most recently
+changed record first (then by key, so ties are still deterministic). Lists that
+describe the work rather than one reading of it (keywords, subjects, identifiers,
+ISSNs) are unioned without duplicates in that same order. A date can be refined by a
+less trusted source when it tells the SAME date more precisely (2019 → 2019-05-13);
+it is never replaced by a different one. ``retracted`` is true if any source says so.
+
+Because the inputs are sorted before anything is chosen, the result depends only on
+the set of records, never on the order they arrived in (tests/test_merge.py proves it
+with hypothesis). The output is the exported work's JSON shape (the contract), minus
+``id``, which is the store's.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from harvester.record import Author, PartialDate, Record
+
+__all__ = ["EXPORT_KEYS", "MergedWork", "merge", "sort_contributions"]
+
+#: The exported work's keys in output order (contract: "The exported work").
+EXPORT_KEYS: tuple[str, ...] = (
+    "id",
+    "doi",
+    "title",
+    "subtitle",
+    "authors",
+    "abstract",
+    "container_title",
+    "issn",
+    "isbn",
+    "publisher",
+    "volume",
+    "issue",
+    "pages",
+    "date",
+    "year",
+    "type",
+    "language",
+    "keywords",
+    "subjects",
+    "citation_count",
+    "license",
+    "url",
+    "identifiers",
+    "sources",
+    "retracted",
+)
+
+_SCALARS = (
+    "title",
+    "subtitle",
+    "abstract",
+    "container_title",
+    "publisher",
+    "volume",
+    "issue",
+    "pages",
+    "type",
+    "language",
+    "license",
+    "url",
+)
+
+
+@dataclass(frozen=True)
+class MergedWork:
+    """The merged fields (export shape without ``id``) and field → source provenance."""
+
+    data: dict[str, Any]
+    provenance: dict[str, str]
+
+
+def _rank_key(precedence: Sequence[str]) -> Any:
+    ranks = {name: i for i, name in enumerate(precedence)}
+    far = len(ranks)
+    oldest = dt.datetime.min.replace(tzinfo=dt.UTC)
+
+    def key(item: tuple[str, Record]) -> tuple[int, str, float, str]:
+        source, record = item
+        stamp = record.datestamp or oldest
+        return (ranks.get(source, far), source, -stamp.timestamp(), record.key)
+
+    return key
+
+
+def sort_contributions(
+    contributions: Iterable[tuple[str, Record]], precedence: Sequence[str]
+) -> list[tuple[str, Record]]:
+    """Most trusted first: by precedence, then source name, newest record, key."""
+    return sorted(contributions, key=_rank_key(precedence))
+
+
+def _author_json(author: Author) -> dict[str, Any]:
+    return {
+        "family": author.family,
+        "given": author.given,
+        "name": author.name,
+        "orcid": author.orcid,
+        "affiliations": list(author.affiliations),
+    }
+
+
+def merge(doi: str | None, contributions: Iterable[tuple[str, Record]], precedence: Sequence[str]) -> MergedWork:
+    """Merge the live records ``(source name, record)`` of the work with this DOI."""
+    ordered = [(s, r) for s, r in sort_contributions(contributions, precedence) if not r.deleted]
+    data: dict[str, Any] = {}
+    provenance: dict[str, str] = {}
+
+    for name in _SCALARS:
+        data[name] = None
+        for source, record in ordered:
+            value = getattr(record, name)
+            if value:
+                data[name] = value
+                provenance[name] = source
+                break
+
+    data["authors"] = []
+    for source, record in ordered:
+        if record.authors:
+            data["authors"] = [_author_json(a) for a in record.authors]
+            provenance["authors"] = source
+            break
+
+    date: PartialDate | None = None
+    for source, record in ordered:
+        if record.date is None:
+            continue
+        if date is None or record.date.refines(date):
+            date = record.date
+            provenance["date"] = source
+    data["date"] = date.iso() if date else None
+    data["year"] = date.year if date else None
+    if date:
+        provenance["year"] = provenance["date"]
+
+    keywords: list[str] = []
+    seen_kw: set[str] = set()
+    subjects: list[dict[str, Any]] = []
+    seen_subj: set[tuple[str, str]] = set()
+    issn_print: list[str] = []
+    issn_electronic: list[str] = []
+    issn_other: list[str] = []
+    isbn: list[str] = []
+    identifiers: dict[str, set[str]] = {}
+    for source, record in ordered:
+        for kw in record.keywords:
+            if kw.casefold() not in seen_kw:
+                seen_kw.add(kw.casefold())
+                keywords.append(kw)
+                provenance.setdefault("keywords", source)
+        for subj in record.subjects:
+            ident = (subj.scheme.casefold(), (subj.code or subj.label or "").casefold())
+            if ident not in seen_subj:
+                seen_subj.add(ident)
+                subjects.append({"scheme": subj.scheme, "code": subj.code, "label": subj.label})
+                provenance.setdefault("subjects", source)
+        for issn in record.issn:
+            bucket = {"print": issn_print, "electronic": issn_electronic}.get(issn.kind or "", issn_other)
+            if issn.value not in bucket:
+                bucket.append(issn.value)
+                provenance.setdefault("issn", source)
+        for value in record.isbn:
+            if value not in isbn:
+                isbn.append(value)
+                provenance.setdefault("isbn", source)
+        for scheme, value in record.identifiers:
+            identifiers.setdefault(scheme, set()).add(value)
+    issns = issn_print + [i for i in issn_electronic if i not in issn_print]
+    issns += [i for i in issn_other if i not in issns]
+    data["keywords"] = keywords
+    data["subjects"] = subjects
+    data["issn"] = issns
+    data["isbn"] = isbn
+    if doi:
+        identifiers.setdefault("doi", set()).add(doi)
+    data["identifiers"] = {scheme: sorted(values) for scheme, values in sorted(identifiers.items())}
+
+    data["citation_count"] = None
+    for source, record in ordered:
+        if record.citation_count is not None:
+            cc = record.citation_count
+            data["citation_count"] = {"value": cc.value, "source": source, "as_of": cc.as_of}
+            provenance["citation_count"] = source
+            break
+
+    data["retracted"] = any(r.retracted for _, r in ordered)
+    data["doi"] = doi
+    data["sources"] = sorted({s for s, _ in ordered})
+    ordered_data = {key: data[key] for key in EXPORT_KEYS if key != "id"}
+    return MergedWork(ordered_data, dict(sorted(provenance.items())))

@@ -1,0 +1,178 @@
+"""One run of one source: the whole record path, and nothing else.
+
+::
+
+    lease → run row → checkpoint → for each page: normalize (pure) → commit page + checkpoint → finish
+
+* **Lease.** A source is harvested by one process at a time. Another process finding
+  the lease held skips the source (``harvest.skipped``), which is not a failure. The
+  lease is renewed by a small thread while the run lasts and checked again inside every
+  page transaction, so a process that lost it can no longer write.
+* **Quarantine.** A record whose normalization raises is stored in quarantine with the
+  reason and counted; it never fails the run.
+* **Stop.** When ``stop`` is set (SIGTERM), the page in flight is committed or rolled
+  back, no further page is fetched, and the run is recorded ``interrupted``.
+* **Failure.** Anything else that escapes ends this source's run as ``failed`` with the
+  error recorded; its checkpoint stays at the last committed page, so the next run
+  resumes there. Other sources are not affected.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import structlog
+from structlog.contextvars import bound_contextvars
+
+from harvester.errors import Interrupted
+from harvester.logs import redact
+from harvester.sources.base import Page, Source
+from storage.store import Incoming, LeaseLost, PageStats, Quarantined, Store
+
+__all__ = ["LEASE_TTL", "RunResult", "harvest_source", "normalize_page"]
+
+log = structlog.get_logger()
+
+#: Seconds a lease lives without renewal; a dead process's sources are free again after this.
+LEASE_TTL = 120.0
+
+
+@dataclass
+class RunResult:
+    source: str
+    outcome: str  # succeeded | failed | interrupted | skipped
+    run_id: str | None = None
+    stats: PageStats = field(default_factory=PageStats)
+    error: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome in ("succeeded", "skipped", "interrupted")
+
+
+def normalize_page(source: Source, page: Page) -> tuple[list[Incoming], list[Quarantined]]:
+    """Normalize every raw record of a page; failures go to quarantine, with the reason."""
+    incoming: list[Incoming] = []
+    quarantined: list[Quarantined] = []
+    for item in page.items:
+        try:
+            record = source.normalize(item)
+        except Exception as exc:  # noqa: BLE001 - one bad record must never end a run
+            reason = f"{type(exc).__name__}: {exc}"
+            quarantined.append(Quarantined(item.raw, reason, item.key))
+            log.warning("record.quarantined", key=item.key, reason=reason)
+            continue
+        incoming.append(Incoming.of(record, item.raw))
+    return incoming, quarantined
+
+
+class _LeaseKeeper:
+    """Renews a lease every ttl/4 seconds in the background until stopped."""
+
+    def __init__(self, store: Store, source: str, owner: str, ttl: float) -> None:
+        self._store, self._source, self._owner, self._ttl = store, source, owner, ttl
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"lease-{source}", daemon=True)
+
+    def __enter__(self) -> _LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        while not self._done.wait(self._ttl / 4):
+            try:
+                if not self._store.renew_lease(self._source, self._owner, self._ttl):
+                    log.error("lease.lost", source=self._source)
+                    return
+            except Exception as exc:  # noqa: BLE001 - the page transaction re-checks the lease anyway
+                log.warning("lease.renew_failed", source=self._source, error=str(exc))
+
+
+def harvest_source(
+    source: Source,
+    store: Store,
+    *,
+    owner: str,
+    stop: threading.Event | None = None,
+    next_attempt: Callable[[], str | None] | None = None,
+    lease_ttl: float = LEASE_TTL,
+) -> RunResult:
+    """Harvest ``source`` once, from its checkpoint up to now."""
+    stop = stop or threading.Event()
+    name = source.name
+    if not store.acquire_lease(name, owner, lease_ttl):
+        log.info("harvest.skipped", source=name, reason="another process is harvesting this source")
+        source.close()
+        return RunResult(name, "skipped")
+    run_id = store.start_run(name, owner)
+    result = RunResult(name, "running", run_id)
+    started = time.monotonic()
+    with bound_contextvars(run_id=run_id, source=name), _LeaseKeeper(store, name, owner, lease_ttl):
+        log.info("harvest.started")
+        try:
+            state = store.load_checkpoint(name)
+            for page in source.pages(state):
+                incoming, quarantined = normalize_page(source, page)
+                page_started = time.monotonic()
+                stats = store.commit_page(
+                    name,
+                    incoming,
+                    run_id=run_id,
+                    owner=owner,
+                    quarantined=quarantined,
+                    checkpoint=page.checkpoint,
+                    lease_ttl=lease_ttl,
+                )
+                result.stats += stats
+                log.info(
+                    "page.committed",
+                    records=stats.fetched,
+                    inserted=stats.inserted,
+                    updated=stats.updated,
+                    unchanged=stats.unchanged,
+                    deleted=stats.deleted,
+                    quarantined=stats.quarantined,
+                    works_created=stats.works_created,
+                    works_updated=stats.works_updated,
+                    total=result.stats.fetched,
+                    checkpoint_advanced=page.checkpoint is not None,
+                    commit_seconds=round(time.monotonic() - page_started, 4),
+                )
+                if stop.is_set():
+                    raise Interrupted("stop requested")
+            result.outcome = "succeeded"
+        except (Interrupted, LeaseLost) as exc:
+            result.outcome = "interrupted"
+            result.error = redact(str(exc))
+        except Exception as exc:  # noqa: BLE001 - a failing source must never stop the others
+            result.outcome = "failed"
+            result.error = redact(f"{type(exc).__name__}: {exc}")
+        finally:
+            result.seconds = round(time.monotonic() - started, 3)
+            try:
+                store.finish_run(run_id, result.outcome, result.error)
+            finally:
+                store.release_lease(name, owner)
+                source.close()
+        counters = result.stats.as_dict()
+        if result.outcome == "succeeded":
+            log.info("harvest.finished", outcome="succeeded", seconds=result.seconds, **counters)
+        elif result.outcome == "interrupted":
+            log.warning("harvest.interrupted", error=result.error, seconds=result.seconds, **counters)
+        else:
+            log.error(
+                "harvest.failed",
+                error=result.error,
+                next_attempt=next_attempt() if next_attempt else None,
+                seconds=result.seconds,
+                **counters,
+            )
+    return result

@@ -1,0 +1,200 @@
+"""The store on real SQLite files and a real PostgreSQL database (every test runs on both)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from harvester.record import Author, PartialDate, Record
+from storage.models import SourceRecord, Work
+from storage.store import Incoming, LeaseLost, Quarantined, Store
+
+T0 = dt.datetime(2024, 5, 1, 10, 0, tzinfo=dt.UTC)
+DOI = "10.1108/ijpsm-08-2018-0173"
+OWNER = "test-owner"
+
+
+def rec(key: str, *, doi: str | None = None, title: str = "A title", stamp: dt.datetime = T0, **kw: Any) -> Incoming:
+    record = Record(key=key, datestamp=stamp, doi=doi, title=title, **kw)
+    return Incoming.of(record, f"<raw key='{key}' doi='{doi}' title='{title}' stamp='{stamp.isoformat()}' kw='{kw}'/>")
+
+
+def deleted(key: str, stamp: dt.datetime) -> Incoming:
+    return Incoming.of(Record(key=key, datestamp=stamp, deleted=True), f"<deleted key='{key}' stamp='{stamp}'/>")
+
+
+class Harvest:
+    """A run of one source against the store, as the runner drives it."""
+
+    def __init__(self, store: Store, source: str) -> None:
+        self.store, self.source = store, source
+        assert store.acquire_lease(source, OWNER, 60)
+        self.run_id = store.start_run(source, OWNER)
+
+    def page(self, *records: Incoming, checkpoint: dict[str, Any] | None = None, **kw: Any):  # type: ignore[no-untyped-def]
+        return self.store.commit_page(self.source, list(records), run_id=self.run_id, owner=OWNER,
+                                      checkpoint=checkpoint, **kw)
+
+
+def count(store: Store, model: Any, *where: Any) -> int:
+    with store.engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(model).where(*where)).scalar_one())
+
+
+def test_records_with_one_doi_from_two_sources_make_one_work(store: Store) -> None:
+    Harvest(store, "pure").page(rec("oai:1", doi=DOI, title="Pure title", language="en"))
+    Harvest(store, "crossref").page(rec(DOI, doi=DOI, title="Crossref title", date=PartialDate(2019)))
+    work = store.work_by_doi(DOI)
+    assert work is not None
+    assert work["title"] == "Crossref title"  # crossref outranks pure in the fixture's precedence
+    assert work["language"] == "en"
+    assert work["provenance"]["title"] == "crossref"
+    assert work["provenance"]["language"] == "pure"
+    assert work["sources"] == ["crossref", "pure"]
+    assert sorted(r["source"] for r in work["records"]) == ["crossref", "pure"]
+    assert count(store, Work) == 1
+
+
+def test_reharvesting_an_unchanged_page_writes_nothing(store: Store) -> None:
+    h = Harvest(store, "pure")
+    first = h.page(rec("oai:1", doi=DOI), rec("oai:2"))
+    assert (first.inserted, first.works_created) == (2, 2)
+    with store.engine.connect() as conn:
+        before = conn.execute(select(Work.updated_at, SourceRecord.updated_at).join(SourceRecord)).all()
+    again = h.page(rec("oai:1", doi=DOI), rec("oai:2"))
+    assert (again.inserted, again.updated, again.unchanged, again.works_updated, again.works_created) == (0, 0, 2, 0, 0)
+    with store.engine.connect() as conn:
+        after = conn.execute(select(Work.updated_at, SourceRecord.updated_at).join(SourceRecord)).all()
+    assert before == after
+
+
+def test_a_changed_record_updates_its_work(store: Store) -> None:
+    h = Harvest(store, "pure")
+    h.page(rec("oai:1", doi=DOI, title="Old"))
+    stats = h.page(rec("oai:1", doi=DOI, title="New", stamp=T0 + dt.timedelta(hours=1)))
+    assert (stats.updated, stats.works_updated) == (1, 1)
+    assert store.work_by_doi(DOI)["title"] == "New"  # type: ignore[index]
+
+
+def test_an_older_version_never_overwrites_a_newer_one(store: Store) -> None:
+    h = Harvest(store, "pure")
+    h.page(rec("oai:1", doi=DOI, title="New", stamp=T0 + dt.timedelta(hours=1)))
+    stats = h.page(rec("oai:1", doi=DOI, title="Old", stamp=T0))
+    assert stats.unchanged == 1
+    assert store.work_by_doi(DOI)["title"] == "New"  # type: ignore[index]
+
+
+def test_duplicates_within_a_page_keep_the_newest(store: Store) -> None:
+    h = Harvest(store, "pure")
+    stats = h.page(rec("oai:1", title="Newer", stamp=T0 + dt.timedelta(1), doi=DOI), rec("oai:1", title="Older", doi=DOI))
+    assert (stats.fetched, stats.inserted, stats.unchanged) == (2, 1, 1)
+    assert store.work_by_doi(DOI)["title"] == "Newer"  # type: ignore[index]
+
+
+def test_deletion_tombstones_the_record_and_the_work_without_live_records(store: Store) -> None:
+    h = Harvest(store, "pure")
+    h.page(rec("oai:1", doi=DOI))
+    Harvest(store, "crossref").page(rec(DOI, doi=DOI, title="From Crossref"))
+    stats = h.page(deleted("oai:1", T0 + dt.timedelta(days=1)))
+    assert stats.deleted == 1
+    work = store.work_by_doi(DOI)
+    assert work is not None and "deleted" not in work
+    assert work["sources"] == ["crossref"]
+    assert {(r["source"], r["deleted"]) for r in work["records"]} == {("pure", True), ("crossref", False)}
+
+    Harvest(store, "crossref").page(deleted(DOI, T0 + dt.timedelta(days=1)))
+    assert store.work_by_doi(DOI)["deleted"] is True  # type: ignore[index]
+    assert list(store.iter_works()) == []
+    assert [w["doi"] for w in store.iter_works(include_deleted=True)] == [DOI]
+
+
+def test_a_deleted_work_comes_back_with_its_id_when_a_record_reappears(store: Store) -> None:
+    h = Harvest(store, "pure")
+    h.page(rec("oai:1", doi=DOI))
+    work_id = store.work_by_doi(DOI)["id"]  # type: ignore[index]
+    h.page(deleted("oai:1", T0 + dt.timedelta(days=1)))
+    h.page(rec("oai:1", doi=DOI, stamp=T0 + dt.timedelta(days=2)))
+    work = store.work_by_doi(DOI)
+    assert work is not None and work["id"] == work_id and "deleted" not in work
+
+
+def test_doi_less_records_are_works_of_their_own_and_move_when_they_gain_a_doi(store: Store) -> None:
+    h = Harvest(store, "pure")
+    h.page(rec("oai:1", title="No DOI yet"), rec("oai:2", title="Never a DOI"))
+    assert count(store, Work, Work.deleted.is_(False)) == 2
+    Harvest(store, "crossref").page(rec(DOI, doi=DOI, title="Crossref"))
+    h.page(rec("oai:1", doi=DOI, title="Now with DOI", stamp=T0 + dt.timedelta(days=1)))
+    assert count(store, Work, Work.deleted.is_(False)) == 2  # oai:1 joined the DOI work; its old work is a tombstone
+    assert count(store, Work, Work.deleted.is_(True)) == 1
+    assert store.work_by_doi(DOI)["sources"] == ["crossref", "pure"]  # type: ignore[index]
+
+
+def test_checkpoint_moves_with_its_page_and_not_without_it(store: Store) -> None:
+    h = Harvest(store, "pure")
+    h.page(rec("oai:1"), checkpoint={"through": "2024-05-01T00:00:00Z"})
+    assert store.load_checkpoint("pure") == {"through": "2024-05-01T00:00:00Z"}
+    h.page(rec("oai:2"), checkpoint=None)
+    assert store.load_checkpoint("pure") == {"through": "2024-05-01T00:00:00Z"}
+    # A process that lost its lease can no longer write: records AND checkpoint roll back together.
+    store.release_lease("pure", OWNER)
+    assert store.acquire_lease("pure", "someone-else", 60)
+    with pytest.raises(LeaseLost):
+        h.page(rec("oai:3"), checkpoint={"through": "2099-01-01T00:00:00Z"})
+    assert store.load_checkpoint("pure") == {"through": "2024-05-01T00:00:00Z"}
+    assert count(store, SourceRecord, SourceRecord.key == "oai:3") == 0
+
+
+def test_leases_exclude_other_owners_until_they_expire(store: Store) -> None:
+    assert store.acquire_lease("pure", "a", 60)
+    assert not store.acquire_lease("pure", "b", 60)
+    assert store.acquire_lease("pure", "a", 60)  # re-entrant for the owner
+    assert store.acquire_lease("crossref", "b", 60)  # other sources are independent
+    assert store.acquire_lease("scopus", "a", -1)  # already expired
+    assert store.acquire_lease("scopus", "b", 60)
+
+
+def test_quarantine_counts_repeats_of_the_same_bad_record(store: Store) -> None:
+    h = Harvest(store, "pure")
+    bad = Quarantined("<record>broken</record>", "NormalizationError: no title", "oai:9")
+    assert h.page(quarantined=[bad]).quarantined == 1
+    h.page(quarantined=[bad])
+    items = store.quarantine_items()
+    assert len(items) == 1 and items[0]["seen"] == 2 and items[0]["key"] == "oai:9"
+    assert store.status()["sources"]["pure"]["quarantined"] == 1
+
+
+def test_run_counters_and_stale_runs(store: Store) -> None:
+    h = Harvest(store, "pure")
+    h.page(rec("oai:1"), rec("oai:2"))
+    h.page(rec("oai:1"))
+    run = store.status()["sources"]["pure"]["last_run"]
+    assert (run["outcome"], run["fetched"], run["inserted"], run["unchanged"], run["pages"]) == ("running", 3, 2, 1, 2)
+    assert store.mark_stale_runs_interrupted() == 0  # its lease is alive
+    store.release_lease("pure", OWNER)
+    assert store.mark_stale_runs_interrupted() == 1
+    assert store.status()["sources"]["pure"]["last_run"]["outcome"] == "interrupted"
+
+
+def test_authors_and_dates_survive_the_round_trip(store: Store) -> None:
+    Harvest(store, "pure").page(
+        rec("oai:1", doi=DOI, authors=(Author("Knox, Colin Gerard", "Knox", "Colin Gerard", "0000-0002-1825-0097"),),
+            date=PartialDate(2019, 5))
+    )
+    work = store.work_by_doi(DOI)
+    assert work is not None
+    assert work["authors"] == [{"family": "Knox", "given": "Colin Gerard", "name": "Knox, Colin Gerard",
+                                "orcid": "0000-0002-1825-0097", "affiliations": []}]
+    assert (work["date"], work["year"]) == ("2019-05", 2019)
+
+
+def test_iter_works_streams_in_id_order_with_filters(store: Store) -> None:
+    h = Harvest(store, "pure")
+    h.page(*[rec(f"oai:{i}", doi=f"10.1234/{i}") for i in range(25)])
+    Harvest(store, "crossref").page(rec("10.1234/3", doi="10.1234/3"))
+    ids = [w["id"] for w in store.iter_works(batch=7)]
+    assert ids == sorted(ids) and len(ids) == 25
+    assert [w["doi"] for w in store.iter_works(source="crossref")] == ["10.1234/3"]
+    assert [w["doi"] for w in store.iter_works(dois=["10.1234/7", "10.1234/8"])] == ["10.1234/7", "10.1234/8"]
