@@ -179,8 +179,14 @@ def status(ctx: Context, as_json: bool) -> None:
     for source in settings.sources:  # configured sources that never ran are shown too
         data["sources"].setdefault(
             source.name,
-            {"last_run": None, "last_success": None, "checkpoint": None, "records": {"live": 0, "deleted": 0},
-             "quarantined": 0, "busy": False},
+            {
+                "last_run": None,
+                "last_success": None,
+                "checkpoint": None,
+                "records": {"live": 0, "deleted": 0},
+                "quarantined": 0,
+                "busy": False,
+            },
         )
     quarantine = store.quarantine_items(limit=20)
     store.close()
@@ -200,7 +206,8 @@ def _print_status(data: dict[str, Any], quarantine: list[dict[str, Any]], out: T
         if run:
             out.write(
                 f"  last run     {run['outcome']}  {run['started_at']} -> {run['finished_at'] or '...'}\n"
-                f"  counters     fetched={run['fetched']} inserted={run['inserted']} updated={run['updated']} "
+                f"  counters     fetched={run['fetched']} inserted={run['inserted']} "
+                f"updated={run['updated']} "
                 f"unchanged={run['unchanged']} deleted={run['deleted']} quarantined={run['quarantined']} "
                 f"pages={run['pages']}\n"
             )
@@ -250,7 +257,7 @@ def show(ctx: Context, doi: str) -> None:
 @click.option("--doi", "dois", multiple=True, help="Only these DOIs (any spelling); repeatable.")
 @click.option("--source", "source_name", default=None, help="Only works with a live record from this source.")
 @click.option("--since", "since", default=None, help="Only works changed since this date (YYYY-MM-DD, UTC).")
-@click.option("--include-deleted", is_flag=True, help="Also tombstoned works, marked \"deleted\": true.")
+@click.option("--include-deleted", is_flag=True, help='Also tombstoned works, marked "deleted": true.')
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None)
 @pass_ctx
 def export(
@@ -299,5 +306,3 @@ def _safe_url(url: str) -> str:
     from sqlalchemy.engine import make_url  # noqa: PLC0415
 
     return make_url(url).render_as_string(hide_password=True)
-
-

@@ -83,9 +83,16 @@ class Daemon:
         try:
             source_settings = self.settings.source(name)
             source = build_source(source_settings, self.settings.http, self.stop)
-            harvest_source(source, self.store, owner=self.owner, stop=self.stop, next_attempt=lambda: self._next(name))
+            harvest_source(
+                source, self.store, owner=self.owner, stop=self.stop, next_attempt=lambda: self._next(name)
+            )
         except Exception as exc:  # noqa: BLE001 - the schedule must survive anything
-            log.error("harvest.failed", source=name, error=f"{type(exc).__name__}: {exc}", next_attempt=self._next(name))
+            log.error(
+                "harvest.failed",
+                source=name,
+                error=f"{type(exc).__name__}: {exc}",
+                next_attempt=self._next(name),
+            )
 
     def _next(self, name: str) -> str | None:
         job = self.scheduler.get_job(name)
@@ -104,10 +111,17 @@ class Daemon:
             kwargs: dict[str, Any] = {}
             if is_due(source, last, now):
                 kwargs["next_run_time"] = now
-            job = self.scheduler.add_job(self._job, trigger, args=[source.name], id=source.name, name=source.name,
-                                         **kwargs)
-            log.info("source.scheduled", source=source.name, type=source.type, trigger=str(trigger),
-                     due_now="next_run_time" in kwargs, next_run=str(getattr(job, "next_run_time", None)))
+            job = self.scheduler.add_job(
+                self._job, trigger, args=[source.name], id=source.name, name=source.name, **kwargs
+            )
+            log.info(
+                "source.scheduled",
+                source=source.name,
+                type=source.type,
+                trigger=str(trigger),
+                due_now="next_run_time" in kwargs,
+                next_run=str(getattr(job, "next_run_time", None)),
+            )
 
     def run(self) -> int:
         """Run until stopped; returns the exit code (0)."""
@@ -115,7 +129,9 @@ class Daemon:
         self.scheduler.start(paused=True)
         self.schedule()
         self.scheduler.resume()
-        log.info("daemon.started", sources=[s.name for s in self.settings.enabled_sources()], owner=self.owner)
+        log.info(
+            "daemon.started", sources=[s.name for s in self.settings.enabled_sources()], owner=self.owner
+        )
         while not self.stop.wait(1.0):
             pass
         self.scheduler.shutdown(wait=True)

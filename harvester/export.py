@@ -73,13 +73,16 @@ def _csv_row(work: dict[str, Any]) -> list[str]:
     values: dict[str, Any] = {
         **work,
         "authors": join(_author(a) for a in work.get("authors") or []),
-        "orcids": join(a.get("orcid") or "" for a in work.get("authors") or []) if any(
-            a.get("orcid") for a in work.get("authors") or []) else "",
+        "orcids": join(a.get("orcid") or "" for a in work.get("authors") or [])
+        if any(a.get("orcid") for a in work.get("authors") or [])
+        else "",
         "issn": join(work.get("issn") or []),
         "isbn": join(work.get("isbn") or []),
         "keywords": join(work.get("keywords") or []),
         "subjects": join(
-            " ".join(p for p in (f"{s['scheme']}:{s.get('code') or ''}".rstrip(":"), s.get("label") or "") if p)
+            " ".join(
+                p for p in (f"{s['scheme']}:{s.get('code') or ''}".rstrip(":"), s.get("label") or "") if p
+            )
             for s in work.get("subjects") or []
         ),
         "citation_count": cc.get("value"),

@@ -133,7 +133,10 @@ def redact_url(url: str | httpx.URL) -> str:
     parts = urlsplit(str(url))
     if not parts.query:
         return redact(str(url))
-    query = [(k, "***" if k.lower() in _SECRET_PARAMS else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+    query = [
+        (k, "***" if k.lower() in _SECRET_PARAMS else v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+    ]
     return redact(urlunsplit(parts._replace(query=urlencode(query, safe=":/*,"))))
 
 
@@ -414,8 +417,14 @@ class HttpClient:
             body = _gunzip(body, cap, shown_url)
             log.warning("http.repaired", repair="gzip body without Content-Encoding", url=shown_url)
         elapsed = time.monotonic() - started
-        log.debug("http.response", method=method, url=shown_url, status=status, bytes=len(body),
-                  seconds=round(elapsed, 3))
+        log.debug(
+            "http.response",
+            method=method,
+            url=shown_url,
+            status=status,
+            bytes=len(body),
+            seconds=round(elapsed, 3),
+        )
         return FetchedResponse(status, resp_headers, body, shown_url, elapsed, encoding)
 
 

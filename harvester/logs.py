@@ -27,8 +27,20 @@ __all__ = ["configure_logging", "get_logger", "redact", "register_secrets"]
 _SECRETS: set[str] = set()
 _SECRET_PATTERN: re.Pattern[str] | None = None
 _SENSITIVE_KEYS = frozenset(
-    {"api_key", "apikey", "api_keys", "token", "plus_token", "inst_token", "insttoken", "password",
-     "authorization", "x-els-apikey", "x-els-insttoken", "crossref-plus-api-token"}
+    {
+        "api_key",
+        "apikey",
+        "api_keys",
+        "token",
+        "plus_token",
+        "inst_token",
+        "insttoken",
+        "password",
+        "authorization",
+        "x-els-apikey",
+        "x-els-insttoken",
+        "crossref-plus-api-token",
+    }
 )
 _QUIET = ("httpx", "httpcore", "urllib3", "requests", "hpack")
 
@@ -53,7 +65,9 @@ def _redact_value(value: Any) -> Any:
     if isinstance(value, str):
         return redact(value)
     if isinstance(value, dict):
-        return {k: ("***" if str(k).lower() in _SENSITIVE_KEYS else _redact_value(v)) for k, v in value.items()}
+        return {
+            k: ("***" if str(k).lower() in _SENSITIVE_KEYS else _redact_value(v)) for k, v in value.items()
+        }
     if isinstance(value, (list, tuple)):
         return [_redact_value(v) for v in value]
     if isinstance(value, BaseException):
@@ -61,7 +75,9 @@ def _redact_value(value: Any) -> Any:
     return value
 
 
-def _redact_processor(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+def _redact_processor(
+    _logger: Any, _name: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
     for key in list(event_dict):
         if key.lower() in _SENSITIVE_KEYS:
             event_dict[key] = "***"
@@ -70,7 +86,9 @@ def _redact_processor(_logger: Any, _name: str, event_dict: MutableMapping[str, 
     return event_dict
 
 
-def _redact_rendered(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+def _redact_rendered(
+    _logger: Any, _name: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
     # Tracebacks are rendered into strings by format_exc_info: redact them afterwards too.
     for key in ("exception", "stack"):
         if isinstance(event_dict.get(key), str):

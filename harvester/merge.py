@@ -109,7 +109,9 @@ def _author_json(author: Author) -> dict[str, Any]:
     }
 
 
-def merge(doi: str | None, contributions: Iterable[tuple[str, Record]], precedence: Sequence[str]) -> MergedWork:
+def merge(
+    doi: str | None, contributions: Iterable[tuple[str, Record]], precedence: Sequence[str]
+) -> MergedWork:
     """Merge the live records ``(source name, record)`` of the work with this DOI."""
     ordered = [(s, r) for s, r in sort_contributions(contributions, precedence) if not r.deleted]
     data: dict[str, Any] = {}

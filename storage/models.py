@@ -22,11 +22,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
-    MetaData,
     BigInteger,
     Boolean,
     DateTime,
@@ -34,6 +33,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    MetaData,
     String,
     Text,
     UniqueConstraint,
@@ -43,7 +43,16 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["Base", "Checkpoint", "HarvestRun", "QuarantineItem", "SourceLease", "SourceRecord", "UTCDateTime", "Work"]
+__all__ = [
+    "Base",
+    "Checkpoint",
+    "HarvestRun",
+    "QuarantineItem",
+    "SourceLease",
+    "SourceRecord",
+    "UTCDateTime",
+    "Work",
+]
 
 
 class UTCDateTime(TypeDecorator[dt.datetime]):
@@ -82,7 +91,7 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {dt.datetime: UTCDateTime(), dict[str, Any]: JSONType}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dt.datetime: UTCDateTime(), dict[str, Any]: JSONType}
 
 
 class Work(Base):

@@ -65,7 +65,11 @@ class ScratchDatabases:
     def new(self, *, migrated: bool = True) -> str:
         name = f"harvester_t_{uuid.uuid4().hex[:12]}"
         if migrated:
-            _admin(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(self.template)))
+            _admin(
+                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                    sql.Identifier(name), sql.Identifier(self.template)
+                )
+            )
         else:
             _admin(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         self.created.append(name)

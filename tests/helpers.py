@@ -51,13 +51,21 @@ def settings_for(tmp_path: Path, db_url: str, server_url: str, **options: Any) -
     return load_settings(path)
 
 
-def harvest(settings: Settings, store: Store, name: str = "repo", owner: str = "tests", **kw: Any) -> RunResult:
+def harvest(
+    settings: Settings, store: Store, name: str = "repo", owner: str = "tests", **kw: Any
+) -> RunResult:
     source = build_source(settings.source(name), settings.http, kw.pop("stop", None))
     return harvest_source(source, store, owner=owner, **kw)
 
 
-def article(i: int, stamp: dt.datetime = T0, *, doi: str | None = "auto", title: str | None = None,
-            sets: tuple[str, ...] = ()) -> OaiRecord:
+def article(
+    i: int,
+    stamp: dt.datetime = T0,
+    *,
+    doi: str | None = "auto",
+    title: str | None = None,
+    sets: tuple[str, ...] = (),
+) -> OaiRecord:
     """A DSpace-like oai_dc record; ``doi="auto"`` gives 10.5555/test.{i} in the https form."""
     identifiers = [f"http://hdl.handle.net/1721.1/{i}"]
     if doi == "auto":

@@ -123,20 +123,29 @@ records = st.builds(
     publisher=maybe_text,
     date=dates,
     keywords=st.lists(st.sampled_from(["x", "X", "y", "z"]), max_size=3).map(tuple),
-    subjects=st.lists(st.builds(Subject, st.sampled_from(["ASJC", "DDC"]), st.sampled_from(["1", "2"])), max_size=2).map(tuple),
-    issn=st.lists(st.builds(Issn, st.sampled_from(["0951-3558", "0028-0836"]), st.sampled_from(["print", "electronic", None])), max_size=2).map(tuple),
+    subjects=st.lists(
+        st.builds(Subject, st.sampled_from(["ASJC", "DDC"]), st.sampled_from(["1", "2"])), max_size=2
+    ).map(tuple),
+    issn=st.lists(
+        st.builds(
+            Issn, st.sampled_from(["0951-3558", "0028-0836"]), st.sampled_from(["print", "electronic", None])
+        ),
+        max_size=2,
+    ).map(tuple),
     authors=st.lists(st.builds(Author, st.sampled_from(["A B", "C D"])), max_size=2).map(tuple),
     citation_count=st.one_of(st.none(), st.builds(CitationCount, st.integers(0, 5), st.just("2026-01-01"))),
-    identifiers=st.lists(st.tuples(st.sampled_from(["pmid", "oai"]), st.sampled_from(["1", "2"])), max_size=2).map(
-        lambda pairs: tuple(sorted(set(pairs)))
-    ),
+    identifiers=st.lists(
+        st.tuples(st.sampled_from(["pmid", "oai"]), st.sampled_from(["1", "2"])), max_size=2
+    ).map(lambda pairs: tuple(sorted(set(pairs)))),
     retracted=st.booleans(),
 )
 
 
 @settings(max_examples=300, deadline=None)
 @given(
-    contributions=st.lists(st.tuples(names, records), min_size=1, max_size=6, unique_by=lambda c: (c[0], c[1].key)),
+    contributions=st.lists(
+        st.tuples(names, records), min_size=1, max_size=6, unique_by=lambda c: (c[0], c[1].key)
+    ),
     precedence=st.lists(names, unique=True, max_size=4),
     data=st.data(),
 )

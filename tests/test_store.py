@@ -17,13 +17,19 @@ DOI = "10.1108/ijpsm-08-2018-0173"
 OWNER = "test-owner"
 
 
-def rec(key: str, *, doi: str | None = None, title: str = "A title", stamp: dt.datetime = T0, **kw: Any) -> Incoming:
+def rec(
+    key: str, *, doi: str | None = None, title: str = "A title", stamp: dt.datetime = T0, **kw: Any
+) -> Incoming:
     record = Record(key=key, datestamp=stamp, doi=doi, title=title, **kw)
-    return Incoming.of(record, f"<raw key='{key}' doi='{doi}' title='{title}' stamp='{stamp.isoformat()}' kw='{kw}'/>")
+    return Incoming.of(
+        record, f"<raw key='{key}' doi='{doi}' title='{title}' stamp='{stamp.isoformat()}' kw='{kw}'/>"
+    )
 
 
 def deleted(key: str, stamp: dt.datetime) -> Incoming:
-    return Incoming.of(Record(key=key, datestamp=stamp, deleted=True), f"<deleted key='{key}' stamp='{stamp}'/>")
+    return Incoming.of(
+        Record(key=key, datestamp=stamp, deleted=True), f"<deleted key='{key}' stamp='{stamp}'/>"
+    )
 
 
 class Harvest:
@@ -35,8 +41,9 @@ class Harvest:
         self.run_id = store.start_run(source, OWNER)
 
     def page(self, *records: Incoming, checkpoint: dict[str, Any] | None = None, **kw: Any):  # type: ignore[no-untyped-def]
-        return self.store.commit_page(self.source, list(records), run_id=self.run_id, owner=OWNER,
-                                      checkpoint=checkpoint, **kw)
+        return self.store.commit_page(
+            self.source, list(records), run_id=self.run_id, owner=OWNER, checkpoint=checkpoint, **kw
+        )
 
 
 def count(store: Store, model: Any, *where: Any) -> int:
@@ -65,7 +72,13 @@ def test_reharvesting_an_unchanged_page_writes_nothing(store: Store) -> None:
     with store.engine.connect() as conn:
         before = conn.execute(select(Work.updated_at, SourceRecord.updated_at).join(SourceRecord)).all()
     again = h.page(rec("oai:1", doi=DOI), rec("oai:2"))
-    assert (again.inserted, again.updated, again.unchanged, again.works_updated, again.works_created) == (0, 0, 2, 0, 0)
+    assert (again.inserted, again.updated, again.unchanged, again.works_updated, again.works_created) == (
+        0,
+        0,
+        2,
+        0,
+        0,
+    )
     with store.engine.connect() as conn:
         after = conn.execute(select(Work.updated_at, SourceRecord.updated_at).join(SourceRecord)).all()
     assert before == after
@@ -89,7 +102,9 @@ def test_an_older_version_never_overwrites_a_newer_one(store: Store) -> None:
 
 def test_duplicates_within_a_page_keep_the_newest(store: Store) -> None:
     h = Harvest(store, "pure")
-    stats = h.page(rec("oai:1", title="Newer", stamp=T0 + dt.timedelta(1), doi=DOI), rec("oai:1", title="Older", doi=DOI))
+    stats = h.page(
+        rec("oai:1", title="Newer", stamp=T0 + dt.timedelta(1), doi=DOI), rec("oai:1", title="Older", doi=DOI)
+    )
     assert (stats.fetched, stats.inserted, stats.unchanged) == (2, 1, 1)
     assert store.work_by_doi(DOI)["title"] == "Newer"  # type: ignore[index]
 
@@ -127,7 +142,9 @@ def test_doi_less_records_are_works_of_their_own_and_move_when_they_gain_a_doi(s
     assert count(store, Work, Work.deleted.is_(False)) == 2
     Harvest(store, "crossref").page(rec(DOI, doi=DOI, title="Crossref"))
     h.page(rec("oai:1", doi=DOI, title="Now with DOI", stamp=T0 + dt.timedelta(days=1)))
-    assert count(store, Work, Work.deleted.is_(False)) == 2  # oai:1 joined the DOI work; its old work is a tombstone
+    assert (
+        count(store, Work, Work.deleted.is_(False)) == 2
+    )  # oai:1 joined the DOI work; its old work is a tombstone
     assert count(store, Work, Work.deleted.is_(True)) == 1
     assert store.work_by_doi(DOI)["sources"] == ["crossref", "pure"]  # type: ignore[index]
 
@@ -171,7 +188,13 @@ def test_run_counters_and_stale_runs(store: Store) -> None:
     h.page(rec("oai:1"), rec("oai:2"))
     h.page(rec("oai:1"))
     run = store.status()["sources"]["pure"]["last_run"]
-    assert (run["outcome"], run["fetched"], run["inserted"], run["unchanged"], run["pages"]) == ("running", 3, 2, 1, 2)
+    assert (run["outcome"], run["fetched"], run["inserted"], run["unchanged"], run["pages"]) == (
+        "running",
+        3,
+        2,
+        1,
+        2,
+    )
     assert store.mark_stale_runs_interrupted() == 0  # its lease is alive
     store.release_lease("pure", OWNER)
     assert store.mark_stale_runs_interrupted() == 1
@@ -180,13 +203,24 @@ def test_run_counters_and_stale_runs(store: Store) -> None:
 
 def test_authors_and_dates_survive_the_round_trip(store: Store) -> None:
     Harvest(store, "pure").page(
-        rec("oai:1", doi=DOI, authors=(Author("Knox, Colin Gerard", "Knox", "Colin Gerard", "0000-0002-1825-0097"),),
-            date=PartialDate(2019, 5))
+        rec(
+            "oai:1",
+            doi=DOI,
+            authors=(Author("Knox, Colin Gerard", "Knox", "Colin Gerard", "0000-0002-1825-0097"),),
+            date=PartialDate(2019, 5),
+        )
     )
     work = store.work_by_doi(DOI)
     assert work is not None
-    assert work["authors"] == [{"family": "Knox", "given": "Colin Gerard", "name": "Knox, Colin Gerard",
-                                "orcid": "0000-0002-1825-0097", "affiliations": []}]
+    assert work["authors"] == [
+        {
+            "family": "Knox",
+            "given": "Colin Gerard",
+            "name": "Knox, Colin Gerard",
+            "orcid": "0000-0002-1825-0097",
+            "affiliations": [],
+        }
+    ]
     assert (work["date"], work["year"]) == ("2019-05", 2019)
 
 

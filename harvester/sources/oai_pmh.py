@@ -60,10 +60,18 @@ DAY = "YYYY-MM-DD"
 SECONDS = "YYYY-MM-DDThh:mm:ssZ"
 
 _PARSER = etree.XMLParser(
-    resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, recover=False, remove_blank_text=False
+    resolve_entities=False,
+    no_network=True,
+    load_dtd=False,
+    huge_tree=False,
+    recover=False,
+    remove_blank_text=False,
 )
 _CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _DOCTYPE = re.compile(rb"<!DOCTYPE", re.IGNORECASE)
+_HTML = re.compile(
+    rb"^\s*(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*<(?:!DOCTYPE\s+html|html)[\s>]", re.IGNORECASE | re.DOTALL
+)
 
 
 def _cp1252_fallback(error: UnicodeError) -> tuple[str, int]:
@@ -88,6 +96,8 @@ def parse_oai_xml(body: bytes, where: str) -> etree._Element:
     """
     if not body.strip():
         raise InvalidResponse(f"empty body from {where}")
+    if _HTML.match(body[:4096]):
+        raise InvalidResponse(f"an HTML page instead of OAI-PMH XML from {where}")
     if _DOCTYPE.search(body[:4096]):
         raise FatalError(f"refusing a document with a DOCTYPE from {where} (entities are not allowed)")
     try:
@@ -95,7 +105,9 @@ def parse_oai_xml(body: bytes, where: str) -> etree._Element:
     except etree.XMLSyntaxError as first:
         root = _repair(body, first, where)
     if root.tag != _O + "OAI-PMH":
-        raise InvalidResponse(f"not an OAI-PMH response from {where}: root element <{etree.QName(root).localname}>")
+        raise InvalidResponse(
+            f"not an OAI-PMH response from {where}: root element <{etree.QName(root).localname}>"
+        )
     return root
 
 
@@ -117,7 +129,9 @@ def _repair(body: bytes, error: etree.XMLSyntaxError, where: str) -> etree._Elem
     try:
         root = _parse_strict(repaired)
     except etree.XMLSyntaxError as exc:
-        raise InvalidResponse(f"malformed XML from {where}: {exc} (after repair: {'; '.join(repairs)})") from None
+        raise InvalidResponse(
+            f"malformed XML from {where}: {exc} (after repair: {'; '.join(repairs)})"
+        ) from None
     log.warning("oai.repaired", url=where, repairs=repairs)
     return root
 
@@ -140,7 +154,9 @@ def parse_record_xml(raw: str) -> etree._Element:
 class _StrictResponse(OAIResponse):  # type: ignore[misc]
     """sickle's response with the tree we already parsed (sickle would re-parse it)."""
 
-    def __init__(self, http_response: FetchedResponse, params: Mapping[str, Any], tree: etree._Element) -> None:
+    def __init__(
+        self, http_response: FetchedResponse, params: Mapping[str, Any], tree: etree._Element
+    ) -> None:
         super().__init__(http_response, dict(params))
         self._tree = tree
 
@@ -168,13 +184,19 @@ class _HttpxSickle(Sickle):  # type: ignore[misc]
                 tree = parse_oai_xml(response.content, response.url)
             except InvalidResponse:
                 if response.status_code >= 400:  # a 4xx that is not an OAI error document
-                    raise FatalError(f"HTTP {response.status_code} from {response.url}", status=response.status_code) from None
+                    raise FatalError(
+                        f"HTTP {response.status_code} from {response.url}", status=response.status_code
+                    ) from None
                 raise
             if response.status_code >= 400 and tree.find(f".//{_O}error") is None:
-                raise FatalError(f"HTTP {response.status_code} from {response.url}", status=response.status_code)
+                raise FatalError(
+                    f"HTTP {response.status_code} from {response.url}", status=response.status_code
+                )
             return _StrictResponse(response, params, tree)
 
-        return self._client.request("GET", self.endpoint, params=params, parse=parse, body_statuses=range(400, 500))
+        return self._client.request(
+            "GET", self.endpoint, params=params, parse=parse, body_statuses=range(400, 500)
+        )
 
     def _request(self, kwargs: Any) -> Any:
         raise RuntimeError("sickle must not make requests of its own")
@@ -277,8 +299,13 @@ class OaiPmhSource:
             log.warning("oai.scope_changed", stored=state.get("scope"), now=self.scope)
             state = None
         through = _parse_stamp(state.get("through")) if state else None
-        log.info("oai.plan", granularity=identity.granularity, upper=_iso(upper),
-                 through=_iso(through) if through else None, resume_token=bool(state and state.get("token")))
+        log.info(
+            "oai.plan",
+            granularity=identity.granularity,
+            upper=_iso(upper),
+            through=_iso(through) if through else None,
+            resume_token=bool(state and state.get("token")),
+        )
 
         if state and state.get("token") and state.get("window"):
             window = state["window"]
@@ -337,7 +364,9 @@ class OaiPmhSource:
             return
         except oaiexceptions.BadResumptionToken:
             if token is None:
-                raise FatalError(f"{self.url} rejected a fresh ListRecords request with badResumptionToken") from None
+                raise FatalError(
+                    f"{self.url} rejected a fresh ListRecords request with badResumptionToken"
+                ) from None
             log.warning("oai.token_expired", window=window, action="harvesting the window again")
             yield from self._window(w_from, w_until, identity, through)
             return
@@ -368,7 +397,8 @@ class OaiPmhSource:
                 return
             if next_token in seen_tokens:
                 raise FatalError(
-                    f"{self.url} sent resumption token {next_token[:80]!r} twice in one list; stopping instead of looping"
+                    f"{self.url} sent resumption token {next_token[:80]!r} twice in one list; "
+                    "stopping instead of looping"
                 )
             seen_tokens.add(next_token)
             empty_run = empty_run + 1 if not items else 0
