@@ -17,7 +17,7 @@ with hypothesis). The output is the exported work's JSON shape (the contract), m
 
 from __future__ import annotations
 
-import datetime as dt
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -79,24 +79,27 @@ class MergedWork:
     provenance: dict[str, str]
 
 
-def _rank_key(precedence: Sequence[str]) -> Any:
+@functools.lru_cache(maxsize=64)
+def _rank_key(precedence: tuple[str, ...]) -> Any:
     ranks = {name: i for i, name in enumerate(precedence)}
     far = len(ranks)
-    oldest = dt.datetime.min.replace(tzinfo=dt.UTC)
 
     def key(item: tuple[str, Record]) -> tuple[int, str, float, str]:
         source, record = item
-        stamp = record.datestamp or oldest
-        return (ranks.get(source, far), source, -stamp.timestamp(), record.key)
+        stamp = record.datestamp.timestamp() if record.datestamp else _OLDEST
+        return (ranks.get(source, far), source, -stamp, record.key)
 
     return key
+
+
+_OLDEST = float("-inf")
 
 
 def sort_contributions(
     contributions: Iterable[tuple[str, Record]], precedence: Sequence[str]
 ) -> list[tuple[str, Record]]:
     """Most trusted first: by precedence, then source name, newest record, key."""
-    return sorted(contributions, key=_rank_key(precedence))
+    return sorted(contributions, key=_rank_key(tuple(precedence)))
 
 
 def _author_json(author: Author) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -31,8 +32,18 @@ __all__ = ["current_revision", "head_revision", "make_engine", "upgrade"]
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 
 
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value).decode("utf-8")
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for ``url`` with the settings this store needs on its backend."""
+    """An engine for ``url`` with the settings this store needs on its backend.
+
+    JSON columns are (de)serialized with orjson: the record path writes three JSON
+    values per record, and the standard library's encoder was a visible share of it.
+    """
+    kwargs.setdefault("json_serializer", _json_dumps)
+    kwargs.setdefault("json_deserializer", orjson.loads)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":

@@ -34,7 +34,7 @@ from sqlalchemy import Connection, Engine, Table, and_, bindparam, false, func, 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
 
-from harvester.merge import merge
+from harvester.merge import EXPORT_KEYS, merge
 from harvester.record import Record
 from storage.db import make_engine, upgrade
 from storage.models import Checkpoint, HarvestRun, QuarantineItem, SourceLease, SourceRecord, Work
@@ -97,15 +97,16 @@ class LeaseLost(Exception):
 
 @dataclass(frozen=True)
 class Incoming:
-    """A normalized record with the raw payload it came from."""
+    """A normalized record with the raw payload it came from (and its stored JSON form)."""
 
     record: Record
     raw: str
     raw_hash: str
+    normalized: dict[str, Any]
 
     @classmethod
     def of(cls, record: Record, raw: str) -> Incoming:
-        return cls(record, raw, raw_hash(raw))
+        return cls(record, raw, raw_hash(raw), record.to_json())
 
 
 @dataclass(frozen=True)
@@ -312,9 +313,7 @@ class Store:
             existing = self._existing(conn, source, list(latest))
 
             changes: list[_Change] = []
-            settled: dict[
-                str, tuple[int | None, Record]
-            ] = {}  # key -> (work, record) as stored after this page
+            unchanged: dict[str, tuple[int | None, Record]] = {}  # live records that stay as they are
             for key, inc in latest.items():
                 ex = existing.get(key)
                 if ex is not None and (
@@ -323,12 +322,13 @@ class Store:
                 ):
                     stats.unchanged += 1
                     if ex.raw_hash == inc.raw_hash and not ex.deleted:
-                        settled[key] = (ex.work_id, inc.record)
+                        unchanged[key] = (ex.work_id, inc.record)
                     continue
                 changes.append(_Change(inc, ex))
 
-            self._assign_works(conn, changes, now, stats)
+            created = self._assign_works(conn, source, changes, now, stats)
             affected: set[int] = set()
+            settled = dict(unchanged)  # key -> (work, record) for live records as stored after this page
             rows = []
             for ch in changes:
                 rec = ch.incoming.record
@@ -350,7 +350,7 @@ class Store:
                         "deleted": rec.deleted,
                         "raw": ch.incoming.raw,
                         "raw_hash": ch.incoming.raw_hash,
-                        "normalized": rec.to_json(),
+                        "normalized": ch.incoming.normalized,
                         "first_seen": now,
                         "updated_at": now,
                     }
@@ -378,6 +378,7 @@ class Store:
                     ),
                     rows,
                 )
+            affected -= created  # merged from this page's records when they were inserted
             if affected:
                 in_memory = {k: v for k, v in settled.items() if v[0] in affected}
                 self._recompute(conn, affected, source, in_memory, now, stats)
@@ -404,15 +405,37 @@ class Store:
         return out
 
     def _assign_works(
-        self, conn: Connection, changes: list[_Change], now: dt.datetime, stats: PageStats
-    ) -> None:
-        """Decide each changed record's work, creating works as needed."""
-        dois = {
-            ch.incoming.record.doi
-            for ch in changes
-            if ch.incoming.record.doi and not ch.incoming.record.deleted
-        }
-        by_doi = self._works_for_dois(conn, dois, now, stats) if dois else {}
+        self, conn: Connection, source: str, changes: list[_Change], now: dt.datetime, stats: PageStats
+    ) -> set[int]:
+        """Decide each changed record's work; create the works that do not exist yet.
+
+        A work created here has no records but this page's, so it is inserted already
+        merged (one write, no re-read). Returns the ids of the works created.
+        """
+        new_by_doi: dict[str, list[tuple[str, Record]]] = {}
+        for ch in changes:
+            rec = ch.incoming.record
+            if rec.doi and not rec.deleted:
+                new_by_doi.setdefault(rec.doi, []).append((source, rec))
+        by_doi: dict[str, int] = {}
+        for chunk in _chunks(sorted(new_by_doi), 900):
+            by_doi.update((d, i) for d, i in conn.execute(select(W.c.doi, W.c.id).where(W.c.doi.in_(chunk))))
+        created: set[int] = set()
+        missing = [d for d in sorted(new_by_doi) if d not in by_doi]
+        if missing:
+            rows = []
+            for doi in missing:
+                merged = merge(doi, new_by_doi[doi], self.precedence)
+                rows.append(_work_row(doi, merged.data, merged.provenance, now))
+            stmt = self._insert(W).on_conflict_do_nothing(index_elements=[W.c.doi])  # type: ignore[attr-defined]
+            for work_id, doi in conn.execute(stmt.returning(W.c.id, W.c.doi), rows):
+                by_doi[doi] = work_id
+                created.add(work_id)
+            raced = [d for d in missing if d not in by_doi]  # another process created them meanwhile
+            for chunk in _chunks(raced, 900):
+                by_doi.update(
+                    (d, i) for d, i in conn.execute(select(W.c.doi, W.c.id).where(W.c.doi.in_(chunk)))
+                )
         need_own: list[_Change] = []
         for ch in changes:
             rec, ex = ch.incoming.record, ch.existing
@@ -431,54 +454,16 @@ class Store:
             else:
                 need_own.append(ch)
         if need_own:
-            result = conn.execute(
-                W.insert().returning(W.c.id, sort_by_parameter_order=True),
-                [
-                    {
-                        "doi": None,
-                        "data": {},
-                        "provenance": {},
-                        "deleted": False,
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                    for _ in need_own
-                ],
-            )
+            rows = []
+            for ch in need_own:
+                merged = merge(None, [(source, ch.incoming.record)], self.precedence)
+                rows.append(_work_row(None, merged.data, merged.provenance, now))
+            result = conn.execute(W.insert().returning(W.c.id, sort_by_parameter_order=True), rows)
             for ch, work_id in zip(need_own, result.scalars().all(), strict=True):
                 ch.work_id = work_id
-            stats.works_created += len(need_own)
-
-    def _works_for_dois(
-        self, conn: Connection, dois: set[str], now: dt.datetime, stats: PageStats
-    ) -> dict[str, int]:
-        found: dict[str, int] = {}
-        wanted = sorted(dois)
-        for chunk in _chunks(wanted, 900):
-            found.update((d, i) for d, i in conn.execute(select(W.c.doi, W.c.id).where(W.c.doi.in_(chunk))))
-        missing = [d for d in wanted if d not in found]
-        if missing:
-            stmt = self._insert(W).on_conflict_do_nothing(index_elements=[W.c.doi])  # type: ignore[attr-defined]
-            conn.execute(
-                stmt,
-                [
-                    {
-                        "doi": d,
-                        "data": {},
-                        "provenance": {},
-                        "deleted": False,
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                    for d in missing
-                ],
-            )
-            for chunk in _chunks(missing, 900):
-                found.update(
-                    (d, i) for d, i in conn.execute(select(W.c.doi, W.c.id).where(W.c.doi.in_(chunk)))
-                )
-            stats.works_created += len(missing)
-        return found
+                created.add(work_id)
+        stats.works_created += len(created)
+        return created
 
     def _recompute(
         self,
@@ -538,8 +523,7 @@ class Store:
                         "updated_at": now,
                     }
                 )
-                if row.data:
-                    stats.works_updated += 1
+                stats.works_updated += 1
         if updates:
             conn.execute(
                 update(W)
@@ -598,10 +582,8 @@ class Store:
                 .where(SR.c.work_id == row.id)
                 .order_by(SR.c.source, SR.c.key)
             ).all()
-        work = {"id": row.id, **row.data}
-        if row.deleted:
-            work["deleted"] = True
-        work["provenance"] = row.provenance
+        work = _export_shape(row.id, row.data, row.deleted)
+        work["provenance"] = dict(sorted(row.provenance.items()))
         work["records"] = [
             {"source": r.source, "key": r.key, "deleted": r.deleted, "datestamp": _iso(r.datestamp)}
             for r in records
@@ -638,10 +620,7 @@ class Store:
             for row in rows:
                 if not row.data:
                     continue
-                work = {"id": row.id, **row.data}
-                if row.deleted:
-                    work["deleted"] = True
-                yield work
+                yield _export_shape(row.id, row.data, row.deleted)
             last_id = rows[-1].id
 
     def status(self) -> dict[str, Any]:
@@ -719,6 +698,46 @@ class Store:
                 }
                 for r in conn.execute(stmt)
             ]
+
+
+_LIST_KEYS = frozenset({"authors", "issn", "isbn", "keywords", "subjects", "sources"})
+
+
+def _export_shape(work_id: int, data: Mapping[str, Any], deleted: bool) -> dict[str, Any]:
+    """The contract's work object, keys in contract order (JSONB does not keep order)."""
+    work: dict[str, Any] = {"id": work_id}
+    for key in EXPORT_KEYS[1:]:
+        value = data.get(key)
+        if value is None:
+            value = [] if key in _LIST_KEYS else ({} if key == "identifiers" else None)
+            if key == "retracted":
+                value = False
+        work[key] = value
+    # nested objects too: the same bytes from SQLite and PostgreSQL
+    work["authors"] = [{k: a.get(k) for k in _AUTHOR_KEYS} for a in work["authors"]]
+    work["subjects"] = [{k: s.get(k) for k in ("scheme", "code", "label")} for s in work["subjects"]]
+    if work["citation_count"]:
+        work["citation_count"] = {k: work["citation_count"].get(k) for k in ("value", "source", "as_of")}
+    work["identifiers"] = dict(sorted(work["identifiers"].items()))
+    if deleted:
+        work["deleted"] = True
+    return work
+
+
+_AUTHOR_KEYS = ("family", "given", "name", "orcid", "affiliations")
+
+
+def _work_row(
+    doi: str | None, data: dict[str, Any], provenance: dict[str, str], now: dt.datetime
+) -> dict[str, Any]:
+    return {
+        "doi": doi,
+        "data": data,
+        "provenance": provenance,
+        "deleted": False,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 def _stamp(record: Record) -> float:

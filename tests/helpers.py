@@ -77,7 +77,7 @@ def article(
         datestamp=stamp,
         metadata=dc_metadata(
             title or f"Article number {i}",
-            creators=[f"Author{i}, Given"],
+            creators=[f"Family{chr(65 + i % 26)}, Given"],
             identifiers=identifiers,
             date="2019-05",
             types=["info:eu-repo/semantics/article"],

@@ -1,0 +1,94 @@
+"""OAI-PMH end to end vs bare sickle, side by side in one run.
+
+Serves N oai_dc records from the local test OAI-PMH server (127.0.0.1), then measures:
+
+* **bare sickle**: ``Sickle(url).ListRecords(metadataPrefix="oai_dc")`` iterated to the
+  end, touching each record's metadata dict, storing nothing (the baseline every
+  Python OAI harvester starts from);
+* **harvester**: the whole record path — fetch, strict parse, normalize, DOI dedup and
+  merge, store in a fresh SQLite file with per-page checkpoint transactions.
+
+Both read the same endpoint with the same page size, alternating, and the best of
+``--repeat`` rounds is kept (these machines are noisy; ratios in one run are what count).
+
+    python benchmarks/oai.py --records 20000 --page-size 100 --repeat 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sickle import Sickle  # noqa: E402
+
+from harvester.runner import harvest_source  # noqa: E402
+from harvester.settings import load_settings  # noqa: E402
+from harvester.sources import build_source  # noqa: E402
+from storage.store import Store  # noqa: E402
+from tests.helpers import article, oai_source_block, write_config  # noqa: E402
+from tests.oai_server import FakeOaiServer  # noqa: E402
+
+T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+NOW = dt.datetime(2024, 6, 1, tzinfo=dt.UTC)
+
+
+def bare_sickle(url: str) -> tuple[int, float]:
+    started = time.perf_counter()
+    n = 0
+    for record in Sickle(url).ListRecords(metadataPrefix="oai_dc"):
+        _ = record.metadata
+        n += 1
+    return n, time.perf_counter() - started
+
+
+def harvester_run(url: str, workdir: Path, db_url: str | None = None) -> tuple[int, float]:
+    db_url = db_url or f"sqlite:///{workdir / f'bench-{time.monotonic_ns()}.db'}"
+    config = write_config(workdir / "bench.yaml", db_url, oai_source_block("bench", url, window="3650d"))
+    settings = load_settings(config)
+    store = Store.open(settings.database.url)
+    store.upgrade()
+    started = time.perf_counter()
+    result = harvest_source(build_source(settings.source("bench"), settings.http), store, owner="bench")
+    elapsed = time.perf_counter() - started
+    store.close()
+    if result.outcome != "succeeded":
+        raise SystemExit(f"harvest failed: {result.error}")
+    return result.stats.inserted, elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", type=int, default=20_000)
+    parser.add_argument("--page-size", type=int, default=100)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+
+    from harvester.logs import configure_logging
+
+    configure_logging("WARNING")
+    records = [article(i, T0 + dt.timedelta(seconds=i)) for i in range(args.records)]
+    with FakeOaiServer(records, page_size=args.page_size, now=lambda: NOW, earliest_datestamp=T0) as server, \
+            tempfile.TemporaryDirectory() as tmp:
+        best_bare = best_ours = float("inf")
+        for _ in range(args.repeat):
+            n_bare, t_bare = bare_sickle(server.url)
+            n_ours, t_ours = harvester_run(server.url, Path(tmp))
+            assert n_bare == n_ours == args.records, (n_bare, n_ours)
+            best_bare, best_ours = min(best_bare, t_bare), min(best_ours, t_ours)
+        bare_rate, our_rate = args.records / best_bare, args.records / best_ours
+        ratio = our_rate / bare_rate
+        print(f"records: {args.records}, page size: {args.page_size}, best of {args.repeat}")
+        print(f"bare sickle ListRecords (no storage): {bare_rate:10.0f} records/s")
+        print(f"harvester end to end (SQLite):        {our_rate:10.0f} records/s")
+        print(f"ratio: {ratio:.2f}x   (goal >= 1.0x)  {'OK' if ratio >= 1.0 else 'BELOW GOAL'}")
+
+
+if __name__ == "__main__":
+    main()
