@@ -32,7 +32,8 @@ def _cell(value: object) -> str:
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    rows = sorted(config.stash.get(ROWS_KEY, []), key=lambda r: r["file"])
+    collected = config.stash.setdefault(ROWS_KEY, [])
+    rows = sorted(collected, key=lambda r: r["file"])
     if not rows:
         return
     tr = terminalreporter
@@ -53,8 +54,10 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     ]
     widths = [max(len(str(line[i])) for line in table) for i in range(len(header) - 1)]
     for n, line in enumerate(table):
-        cells = [str(c).ljust(w) if i == 0 or i == 1 else str(c).rjust(w) for i, (c, w) in
-                 enumerate(zip(line, widths, strict=False))]
+        cells = [
+            str(c).ljust(w) if i < 2 else str(c).rjust(w)
+            for i, (c, w) in enumerate(zip(line, widths, strict=False))
+        ]
         tr.write_line("  ".join([*cells, str(line[-1])]))
         if n == 0:
             tr.write_line("  ".join("-" * w for w in widths) + "  ------")
