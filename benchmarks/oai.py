@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from sickle import Sickle  # noqa: E402
 
+from harvester.logs import configure_logging  # noqa: E402
 from harvester.runner import harvest_source  # noqa: E402
 from harvester.settings import load_settings  # noqa: E402
 from harvester.sources import build_source  # noqa: E402
@@ -64,18 +65,20 @@ def harvester_run(url: str, workdir: Path, db_url: str | None = None) -> tuple[i
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--records", type=int, default=20_000)
     parser.add_argument("--page-size", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
 
-    from harvester.logs import configure_logging
-
     configure_logging("WARNING")
     records = [article(i, T0 + dt.timedelta(seconds=i)) for i in range(args.records)]
-    with FakeOaiServer(records, page_size=args.page_size, now=lambda: NOW, earliest_datestamp=T0) as server, \
-            tempfile.TemporaryDirectory() as tmp:
+    with (
+        FakeOaiServer(records, page_size=args.page_size, now=lambda: NOW, earliest_datestamp=T0) as server,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         best_bare = best_ours = float("inf")
         for _ in range(args.repeat):
             n_bare, t_bare = bare_sickle(server.url)

@@ -86,7 +86,12 @@ def test_harvest_status_show_export(tmp_path: Path, server: FakeOaiServer, db_ur
     assert work["doi"] == "10.5555/test.3"
     assert work["provenance"]["title"] == "repo"
     assert work["records"] == [
-        {"source": "repo", "key": "oai:repo.example.org:3", "deleted": False, "datestamp": "2024-05-01T08:00:03Z"}
+        {
+            "source": "repo",
+            "key": "oai:repo.example.org:3",
+            "deleted": False,
+            "datestamp": "2024-05-01T08:00:03Z",
+        }
     ]
     assert cli("--config", config, "show", "10.9999/unknown")[0] == 1
 
@@ -132,7 +137,9 @@ def test_one_failing_source_does_not_stop_the_others(tmp_path: Path, server: Fak
 
 
 def test_db_upgrade_and_python_dash_m(tmp_path: Path, server: FakeOaiServer) -> None:
-    config = write_config(tmp_path / "h.yaml", f"sqlite:///{tmp_path / 'h.db'}", oai_source_block("repo", server.url))
+    config = write_config(
+        tmp_path / "h.yaml", f"sqlite:///{tmp_path / 'h.db'}", oai_source_block("repo", server.url)
+    )
     proc = subprocess.run(
         [sys.executable, "-m", "harvester", "--config", str(config), "db", "upgrade"],
         capture_output=True,
