@@ -19,10 +19,13 @@
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from queue import Empty, Full, Queue
+from typing import Any
 
 import structlog
 from structlog.contextvars import bound_contextvars
@@ -68,6 +71,71 @@ def normalize_page(source: Source, page: Page) -> tuple[list[Incoming], list[Qua
             continue
         incoming.append(Incoming.of(record, item.raw))
     return incoming, quarantined
+
+
+_DONE = object()
+
+
+def _prefetched(
+    source: Source, state: Mapping[str, Any] | None, stop: threading.Event, depth: int = 2
+) -> Iterator[tuple[Page, list[Incoming], list[Quarantined]]]:
+    """Fetch, parse and normalize the next pages in a thread while this one is committed.
+
+    The store's commit (SQLite's fsync, PostgreSQL's round trips) and the next page's
+    network wait and XML parsing release the GIL, so they overlap. At most ``depth``
+    pages wait in memory. The page-by-page guarantee is unchanged: checkpoints are only
+    written by the consumer, in order, with their own page; a prefetched page that is
+    never committed (failure, stop) is simply fetched again by the next run. Errors in
+    the thread are re-raised here, in order, after the pages before them.
+    """
+    queue: Queue[Any] = Queue(maxsize=depth)
+    halt = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not halt.is_set():
+            try:
+                queue.put(item, timeout=0.1)
+            except Full:
+                continue
+            else:
+                return True
+        return False
+
+    def produce() -> None:
+        pages = source.pages(state)
+        try:
+            for page in pages:
+                if not put((page, *normalize_page(source, page))) or stop.is_set():
+                    return
+            put(_DONE)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which decides
+            put(exc)
+        finally:
+            pages.close()  # type: ignore[attr-defined]
+
+    context = contextvars.copy_context()  # run_id and source for the thread's log lines
+    thread = threading.Thread(target=context.run, args=(produce,), name=f"fetch-{source.name}", daemon=True)
+    thread.start()
+    try:
+        while True:
+            try:
+                item = queue.get(timeout=0.5)
+            except Empty:
+                if thread.is_alive():
+                    continue
+                if stop.is_set():
+                    raise Interrupted("stop requested") from None
+                raise RuntimeError("the page fetcher ended without a result") from None
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+            if stop.is_set():
+                raise Interrupted("stop requested")
+    finally:
+        halt.set()
+        thread.join(timeout=60)
 
 
 class _LeaseKeeper:
@@ -119,8 +187,7 @@ def harvest_source(
         log.info("harvest.started")
         try:
             state = store.load_checkpoint(name)
-            for page in source.pages(state):
-                incoming, quarantined = normalize_page(source, page)
+            for page, incoming, quarantined in _prefetched(source, state, stop):
                 page_started = time.monotonic()
                 stats = store.commit_page(
                     name,
@@ -146,8 +213,6 @@ def harvest_source(
                     checkpoint_advanced=page.checkpoint is not None,
                     commit_seconds=round(time.monotonic() - page_started, 4),
                 )
-                if stop.is_set():
-                    raise Interrupted("stop requested")
             result.outcome = "succeeded"
         except (Interrupted, LeaseLost) as exc:
             result.outcome = "interrupted"
