@@ -53,6 +53,7 @@ __all__ = [
     "SOURCE_TYPES",
     "BaseSourceSettings",
     "ConfigError",
+    "CrossrefSourceSettings",
     "DatabaseSettings",
     "HttpSettings",
     "LoggingSettings",
@@ -444,8 +445,156 @@ class OaiPmhSourceSettings(BaseSourceSettings):
     max_empty_pages: Annotated[_Int, Field(ge=1)] = 10
 
 
+#: Crossref ``/works`` filter names (api.crossref.org "Filter Names"; the REST API's own list).
+CROSSREF_FILTERS = frozenset(
+    [
+        "alternative-id",
+        "archive",
+        "article-number",
+        "assertion",
+        "assertion-group",
+        "award.funder",
+        "award.number",
+        "category-name",
+        "clinical-trial-number",
+        "container-title",
+        "content-domain",
+        "directory",
+        "doi",
+        "from-accepted-date",
+        "from-approved-date",
+        "from-awarded-date",
+        "from-created-date",
+        "from-event-end-date",
+        "from-event-start-date",
+        "from-issued-date",
+        "from-online-pub-date",
+        "from-posted-date",
+        "from-print-pub-date",
+        "from-pub-date",
+        "full-text.application",
+        "full-text.type",
+        "full-text.version",
+        "funder",
+        "funder-doi-asserted-by",
+        "group-title",
+        "has-abstract",
+        "has-affiliation",
+        "has-archive",
+        "has-assertion",
+        "has-assertion-type",
+        "has-authenticated-orcid",
+        "has-clinical-trial-number",
+        "has-content-domain",
+        "has-domain-restriction",
+        "has-event",
+        "has-full-text",
+        "has-funder",
+        "has-funder-doi",
+        "has-license",
+        "has-orcid",
+        "has-references",
+        "has-relation",
+        "has-ror-id",
+        "has-update",
+        "has-update-policy",
+        "is-update",
+        "isbn",
+        "issn",
+        "license.delay",
+        "license.url",
+        "license.version",
+        "location",
+        "member",
+        "orcid",
+        "prefix",
+        "reference-visibility",
+        "relation.object",
+        "relation.object-type",
+        "relation.type",
+        "ror-id",
+        "type",
+        "type-name",
+        "until-accepted-date",
+        "until-approved-date",
+        "until-awarded-date",
+        "until-created-date",
+        "until-event-end-date",
+        "until-event-start-date",
+        "until-issued-date",
+        "until-online-pub-date",
+        "until-posted-date",
+        "until-print-pub-date",
+        "until-pub-date",
+        "updates",
+    ]
+)
+#: The date-window filters the harvester sets itself (a config that sets them is an error).
+CROSSREF_WINDOW_FILTERS = frozenset(
+    {
+        "from-index-date",
+        "until-index-date",
+        "from-update-date",
+        "until-update-date",
+        "from-deposit-date",
+        "until-deposit-date",
+    }
+)
+
+_FilterValue = Union[str, int, bool]  # noqa: UP007
+
+
+def _check_crossref_filters(value: dict[str, Any]) -> dict[str, Any]:
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    for name, item in value.items():
+        if name in CROSSREF_WINDOW_FILTERS:
+            problems.append(
+                ((name,), "the harvester sets the date-window filters itself (use 'since' and 'date_field')")
+            )
+        elif name not in CROSSREF_FILTERS:
+            problems.append(((name,), f"{_show(name)} is not a Crossref filter"))
+        elif isinstance(item, list) and not item:
+            problems.append(((name,), "an empty list filters nothing out; remove the filter or give values"))
+    if problems:
+        raise _Problems(problems)
+    return value
+
+
+def _check_mailto(value: str) -> str:
+    if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value):
+        raise ValueError(f"{_show(value)} is not an e-mail address")
+    return value
+
+
+class CrossrefSourceSettings(BaseSourceSettings):
+    """``type: crossref``: the Crossref REST API ``/works``, harvested by index-date (or update-date) days."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["crossref"]
+    #: The API base; tests point it at a local server.
+    url: Annotated[str, AfterValidator(_check_http_url)] = "https://api.crossref.org"
+    #: Contact address: sent as ``mailto=`` and in the User-Agent (Crossref's polite pool).
+    mailto: Annotated[str, AfterValidator(_check_mailto)] | None = None
+    #: Crossref filters, passed through: a list repeats the filter (Crossref reads that as OR).
+    filter: Annotated[
+        dict[str, _FilterValue | list[_FilterValue]], AfterValidator(_check_crossref_filters)
+    ] = Field(default_factory=dict)
+    #: Which change date the day windows use: ``index`` (every reindex, incl. citation counts) or ``update``.
+    date_field: Literal["index", "update"] = "index"
+    #: Items per page (Crossref allows at most 1000).
+    rows: Annotated[_Int, Field(ge=1, le=1000)] = 1000
+    #: Windows with more results than this are split in two (so a crash costs little).
+    max_window_results: Annotated[_Int, Field(ge=1)] = 20_000
+    #: Metadata Plus subscribers: sent as ``Crossref-Plus-API-Token: Bearer ...``.
+    plus_token: SecretStr | None = None
+
+
 #: Every source type; a new type is one more member here.
-SourceSettings = Annotated[Union[OaiPmhSourceSettings], Field(discriminator="type")]  # noqa: UP007
+SourceSettings = Annotated[
+    Union[OaiPmhSourceSettings, CrossrefSourceSettings],  # noqa: UP007
+    Field(discriminator="type"),
+]
 
 
 def _discriminated(annotation: object) -> tuple[str, dict[str, type[BaseModel]]] | None:
