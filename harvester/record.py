@@ -239,6 +239,11 @@ class Record:
     url: str | None = None
     identifiers: tuple[tuple[str, str], ...] = field(default=())
     retracted: bool = False
+    #: Editorial notices this record IS, as (kind, target DOI) pairs: a retraction notice
+    #: carries ``("retraction", "<doi of the retracted work>")``. Kinds: retraction,
+    #: correction, expression_of_concern, withdrawal, addendum, other. The notice is a
+    #: work of its own (its DOI differs); the store marks the target, never merges them.
+    updates: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.type is not None and self.type not in TYPES:
@@ -293,6 +298,7 @@ class Record:
             "url": self.url,
             "identifiers": [list(pair) for pair in self.identifiers],
             "retracted": self.retracted,
+            "updates": [list(pair) for pair in self.updates],
         }
 
     @classmethod
@@ -339,6 +345,7 @@ class Record:
             url=data.get("url"),
             identifiers=tuple((str(p[0]), str(p[1])) for p in data.get("identifiers") or ()),
             retracted=bool(data.get("retracted", False)),
+            updates=tuple((str(p[0]), str(p[1])) for p in data.get("updates") or ()),
         )
 
 

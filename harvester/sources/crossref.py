@@ -155,7 +155,8 @@ class CrossrefSource:
         if not isinstance(body, dict):
             raise InvalidResponse(f"unexpected JSON from {response.url}")
         if response.status_code >= 400 or body.get("status") == "failed":
-            messages = body.get("message") if isinstance(body.get("message"), list) else []
+            raw_messages = body.get("message")
+            messages: list[Any] = raw_messages if isinstance(raw_messages, list) else []
             types = {m.get("type") for m in messages if isinstance(m, dict)}
             if "cursor-invalid" in types:
                 raise _CursorExpired
