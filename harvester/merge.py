@@ -53,7 +53,12 @@ EXPORT_KEYS: tuple[str, ...] = (
     "identifiers",
     "sources",
     "retracted",
+    "updates",
+    "updated_by",
 )
+
+#: Notice kinds that withdraw the work they point at.
+RETRACTING = frozenset({"retraction", "withdrawal"})
 
 _SCALARS = (
     "title",
@@ -113,9 +118,18 @@ def _author_json(author: Author) -> dict[str, Any]:
 
 
 def merge(
-    doi: str | None, contributions: Iterable[tuple[str, Record]], precedence: Sequence[str]
+    doi: str | None,
+    contributions: Iterable[tuple[str, Record]],
+    precedence: Sequence[str],
+    notices: Iterable[tuple[str, str, str]] = (),
 ) -> MergedWork:
-    """Merge the live records ``(source name, record)`` of the work with this DOI."""
+    """Merge the live records ``(source name, record)`` of the work with this DOI.
+
+    ``notices`` are the editorial notices elsewhere in the store that point at this
+    work, as (kind, notice DOI, source): they are listed in ``updated_by`` and a
+    retraction or withdrawal marks the work retracted. A notice is never merged INTO
+    the work it updates; the notice's own work lists its targets in ``updates``.
+    """
     ordered = [(s, r) for s, r in sort_contributions(contributions, precedence) if not r.deleted]
     data: dict[str, Any] = {}
     provenance: dict[str, str] = {}
@@ -198,7 +212,25 @@ def merge(
             provenance["citation_count"] = source
             break
 
-    data["retracted"] = any(r.retracted for _, r in ordered)
+    data["retracted"] = False
+    for source, record in ordered:
+        if record.retracted:
+            data["retracted"] = True
+            provenance["retracted"] = source
+            break
+    notice_list = sorted(set(notices))
+    if not data["retracted"]:
+        for kind, _, source in notice_list:
+            if kind in RETRACTING:
+                data["retracted"] = True
+                provenance["retracted"] = source
+                break
+    data["updated_by"] = [
+        {"kind": kind, "doi": notice} for kind, notice in sorted({(k, d) for k, d, _ in notice_list})
+    ]
+    data["updates"] = [
+        {"kind": kind, "doi": target} for kind, target in sorted({u for _, r in ordered for u in r.updates})
+    ]
     data["doi"] = doi
     data["sources"] = sorted({s for s, _ in ordered})
     ordered_data = {key: data[key] for key in EXPORT_KEYS if key != "id"}

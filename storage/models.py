@@ -170,6 +170,23 @@ class QuarantineItem(Base):
     last_seen: Mapped[dt.datetime]
 
 
+class RecordUpdate(Base):
+    """A source record that is an editorial notice about another work (by DOI)."""
+
+    __tablename__ = "record_updates"
+    __table_args__ = (
+        UniqueConstraint(
+            "source", "key", "kind", "target_doi", name="uq_record_updates_source_key_kind_target"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(String(2048))
+    kind: Mapped[str] = mapped_column(String(32))
+    target_doi: Mapped[str] = mapped_column(String(512), index=True)
+
+
 class SourceLease(Base):
     __tablename__ = "source_leases"
 

@@ -37,7 +37,15 @@ from sqlalchemy.sql.dml import Insert
 from harvester.merge import EXPORT_KEYS, merge
 from harvester.record import Record
 from storage.db import make_engine, upgrade
-from storage.models import Checkpoint, HarvestRun, QuarantineItem, SourceLease, SourceRecord, Work
+from storage.models import (
+    Checkpoint,
+    HarvestRun,
+    QuarantineItem,
+    RecordUpdate,
+    SourceLease,
+    SourceRecord,
+    Work,
+)
 
 __all__ = [
     "Incoming",
@@ -55,6 +63,7 @@ SR = cast(Table, SourceRecord.__table__)
 CP = cast(Table, Checkpoint.__table__)
 RUN = cast(Table, HarvestRun.__table__)
 Q = cast(Table, QuarantineItem.__table__)
+RU = cast(Table, RecordUpdate.__table__)
 LEASE = cast(Table, SourceLease.__table__)
 
 RUN_COUNTERS = ("fetched", "inserted", "updated", "unchanged", "deleted", "quarantined", "pages")
@@ -326,6 +335,7 @@ class Store:
                     continue
                 changes.append(_Change(inc, ex))
 
+            noticed = self._write_notices(conn, source, changes)
             created = self._assign_works(conn, source, changes, now, stats)
             affected: set[int] = set()
             settled = dict(unchanged)  # key -> (work, record) for live records as stored after this page
@@ -379,6 +389,9 @@ class Store:
                     rows,
                 )
             affected -= created  # merged from this page's records when they were inserted
+            if noticed:  # works whose editorial notices came, changed or went in this page
+                for chunk in _chunks(sorted(noticed), 900):
+                    affected.update(conn.execute(select(W.c.id).where(W.c.doi.in_(chunk))).scalars())
             if affected:
                 in_memory = {k: v for k, v in settled.items() if v[0] in affected}
                 self._recompute(conn, affected, source, in_memory, now, stats)
@@ -402,6 +415,39 @@ class Store:
                 )
             ):
                 out[row.key] = row
+        return out
+
+    def _write_notices(self, conn: Connection, source: str, changes: list[_Change]) -> set[str]:
+        """Keep ``record_updates`` in step with the changed records; return the DOIs concerned."""
+        keys = [ch.incoming.record.key for ch in changes]
+        targets: set[str] = set()
+        for chunk in _chunks(keys, 900):
+            where = and_(RU.c.source == source, RU.c.key.in_(chunk))
+            targets.update(conn.execute(select(RU.c.target_doi).where(where)).scalars())
+            if targets:
+                conn.execute(RU.delete().where(where))
+        rows = [
+            {"source": source, "key": ch.incoming.record.key, "kind": kind, "target_doi": target}
+            for ch in changes
+            if not ch.incoming.record.deleted
+            for kind, target in ch.incoming.record.updates
+        ]
+        if rows:
+            conn.execute(RU.insert(), rows)
+            targets.update(r["target_doi"] for r in rows)
+        return targets
+
+    def _notices(self, conn: Connection, dois: Sequence[str]) -> dict[str, list[tuple[str, str, str]]]:
+        """Live editorial notices pointing at these DOIs: doi -> [(kind, notice doi or key, source)]."""
+        out: dict[str, list[tuple[str, str, str]]] = {}
+        for chunk in _chunks(list(dois), 900):
+            stmt = (
+                select(RU.c.target_doi, RU.c.kind, SR.c.doi, SR.c.key, SR.c.source)
+                .join(SR, and_(SR.c.source == RU.c.source, SR.c.key == RU.c.key))
+                .where(RU.c.target_doi.in_(chunk), SR.c.deleted == false())
+            )
+            for target, kind, doi, key, src in conn.execute(stmt):
+                out.setdefault(target, []).append((kind, doi or key, src))
         return out
 
     def _assign_works(
@@ -428,9 +474,12 @@ class Store:
                 merged = merge(doi, new_by_doi[doi], self.precedence)
                 rows.append(_work_row(doi, merged.data, merged.provenance, now))
             stmt = self._insert(W).on_conflict_do_nothing(index_elements=[W.c.doi])  # type: ignore[attr-defined]
+            noticed = self._notices(conn, missing)  # notices that arrived before their target
             for work_id, doi in conn.execute(stmt.returning(W.c.id, W.c.doi), rows):
                 by_doi[doi] = work_id
-                created.add(work_id)
+                stats.works_created += 1
+                if doi not in noticed:
+                    created.add(work_id)
             raced = [d for d in missing if d not in by_doi]  # another process created them meanwhile
             for chunk in _chunks(raced, 900):
                 by_doi.update(
@@ -462,7 +511,7 @@ class Store:
             for ch, work_id in zip(need_own, result.scalars().all(), strict=True):
                 ch.work_id = work_id
                 created.add(work_id)
-        stats.works_created += len(created)
+            stats.works_created += len(need_own)
         return created
 
     def _recompute(
@@ -494,6 +543,7 @@ class Store:
                 select(W.c.id, W.c.doi, W.c.data, W.c.provenance, W.c.deleted).where(W.c.id.in_(chunk))
             ):
                 current[work.id] = work
+        notices = self._notices(conn, [row.doi for row in current.values() if row.doi])
         updates = []
         for work_id in ids:
             row = current[work_id]
@@ -512,7 +562,7 @@ class Store:
                     )
                     stats.works_deleted += 1
                 continue
-            merged = merge(row.doi, live, self.precedence)
+            merged = merge(row.doi, live, self.precedence, notices.get(row.doi, ()))
             if row.deleted or merged.data != row.data or merged.provenance != row.provenance:
                 updates.append(
                     {
@@ -700,7 +750,9 @@ class Store:
             ]
 
 
-_LIST_KEYS = frozenset({"authors", "issn", "isbn", "keywords", "subjects", "sources"})
+_LIST_KEYS = frozenset(
+    {"authors", "issn", "isbn", "keywords", "subjects", "sources", "updates", "updated_by"}
+)
 
 
 def _export_shape(work_id: int, data: Mapping[str, Any], deleted: bool) -> dict[str, Any]:

@@ -232,3 +232,27 @@ def test_iter_works_streams_in_id_order_with_filters(store: Store) -> None:
     assert ids == sorted(ids) and len(ids) == 25
     assert [w["doi"] for w in store.iter_works(source="crossref")] == ["10.1234/3"]
     assert [w["doi"] for w in store.iter_works(dois=["10.1234/7", "10.1234/8"])] == ["10.1234/7", "10.1234/8"]
+
+
+def test_retraction_notices_mark_their_target_and_never_merge_into_it(store: Store) -> None:
+    target, notice = "10.5555/retracted.1", "10.5555/notice.1"
+    crossref = Harvest(store, "crossref")
+    # the notice arrives before its target ...
+    crossref.page(rec(notice, doi=notice, title="Retraction notice", updates=(("retraction", target),)))
+    crossref.page(rec(target, doi=target, title="A flawed study"))
+    work = store.work_by_doi(target)
+    assert work is not None
+    assert work["retracted"] is True and work["provenance"]["retracted"] == "crossref"
+    assert work["updated_by"] == [{"kind": "retraction", "doi": notice}]
+    assert work["title"] == "A flawed study"  # the notice's fields never leak into the target
+    notice_work = store.work_by_doi(notice)
+    assert notice_work is not None and notice_work["updates"] == [{"kind": "retraction", "doi": target}]
+    assert notice_work["retracted"] is False
+    # ... the notice is withdrawn: the target is no longer retracted
+    crossref.page(deleted(notice, T0 + dt.timedelta(days=1)))
+    assert store.work_by_doi(target)["retracted"] is False  # type: ignore[index]
+    # a correction notice arriving after its target lists itself without retracting
+    crossref.page(rec("10.5555/erratum.1", doi="10.5555/erratum.1", updates=(("correction", target),)))
+    work = store.work_by_doi(target)
+    assert work is not None and work["retracted"] is False
+    assert work["updated_by"] == [{"kind": "correction", "doi": "10.5555/erratum.1"}]
