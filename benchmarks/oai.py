@@ -26,6 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from lxml import etree  # noqa: E402
 from sickle import Sickle  # noqa: E402
 
 from harvester.logs import configure_logging  # noqa: E402
@@ -47,8 +48,6 @@ def real_templates() -> list[str]:
 
     Their DOIs are removed: each benchmark record gets its own, so works do not pile up.
     """
-    from lxml import etree
-
     templates = []
     for path in sorted(FIXTURES.glob("*.xml")):
         root = etree.parse(str(path)).getroot()
@@ -134,7 +133,8 @@ def main() -> None:
         bare_rate, our_rate = args.records / best_bare, args.records / best_ours
         ratio = our_rate / bare_rate
         print(
-            f"records: {args.records} ({args.records_kind}), page size: {args.page_size}, best of {args.repeat}"
+            f"records: {args.records} ({args.records_kind}), page size: {args.page_size}, "
+            f"best of {args.repeat}"
         )
         print(f"bare sickle ListRecords (no storage): {bare_rate:10.0f} records/s")
         print(f"harvester end to end (SQLite):        {our_rate:10.0f} records/s")
