@@ -44,10 +44,12 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 __all__ = [
+    "ApiQuota",
     "Base",
     "Checkpoint",
     "HarvestRun",
     "QuarantineItem",
+    "RecordUpdate",
     "SourceLease",
     "SourceRecord",
     "UTCDateTime",
@@ -185,6 +187,21 @@ class RecordUpdate(Base):
     key: Mapped[str] = mapped_column(String(2048))
     kind: Mapped[str] = mapped_column(String(32))
     target_doi: Mapped[str] = mapped_column(String(512), index=True)
+
+
+class ApiQuota(Base):
+    """The last quota state an API reported for one key of one source (never the key itself)."""
+
+    __tablename__ = "api_quotas"
+
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)
+    api: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    quota_limit: Mapped[int | None] = mapped_column(Integer)
+    remaining: Mapped[int | None] = mapped_column(Integer)
+    reset_at: Mapped[dt.datetime | None]
+    exhausted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    updated_at: Mapped[dt.datetime]
 
 
 class SourceLease(Base):
