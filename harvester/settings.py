@@ -60,6 +60,7 @@ __all__ = [
     "MergeSettings",
     "OaiPmhSourceSettings",
     "ScheduleSettings",
+    "ScopusSourceSettings",
     "Settings",
     "SourceSettings",
     "load_settings",
@@ -590,9 +591,51 @@ class CrossrefSourceSettings(BaseSourceSettings):
     plus_token: SecretStr | None = None
 
 
+class ScopusSourceSettings(BaseSourceSettings):
+    """``type: scopus``: the Scopus Search API, by load-date day windows ANDed to ``query``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["scopus"]
+    #: The API base; tests point it at a local server.
+    url: Annotated[str, AfterValidator(_check_http_url)] = "https://api.elsevier.com"
+    #: The API key (sent only in the ``X-ELS-APIKey`` header).
+    api_key: SecretStr | None = None
+    #: Several keys: used in turn, the next one when a key's weekly quota is exhausted.
+    api_keys: tuple[SecretStr, ...] = ()
+    #: Institutional token (``X-ELS-Insttoken``), optional.
+    inst_token: SecretStr | None = None
+    #: A Scopus advanced search, e.g. ``AFFILORG("Example University")``.
+    query: Annotated[str, Field(min_length=1)]
+    #: COMPLETE gives every author, keywords and the abstract (25 per page); STANDARD 200 per page.
+    view: Literal["STANDARD", "COMPLETE"] = "COMPLETE"
+    #: Which load date the windows use: ``load`` (LOAD-DATE, follows reloads) or ``orig-load``
+    #: (ORIG-LOAD-DATE, first accession).
+    date_field: Literal["load", "orig-load"] = "load"
+    #: The size of the date windows (each window is one query; a crash costs at most one).
+    window: _Duration = dt.timedelta(days=30)
+    #: Opt-in extra requests: ``subject_areas`` fetches ASJC subject areas (Abstract Retrieval API).
+    enrich: tuple[Literal["subject_areas"], ...] = ()
+
+    @model_validator(mode="after")
+    def _one_key_at_least(self) -> ScopusSourceSettings:
+        if self.api_key is None and not self.api_keys:
+            raise _Problems([(("api_key",), "give 'api_key' or 'api_keys'")])
+        return self
+
+    def keys(self) -> tuple[str, ...]:
+        """Every API key, ``api_key`` first, without duplicates or empty values."""
+        values = [self.api_key, *self.api_keys] if self.api_key is not None else list(self.api_keys)
+        seen: dict[str, None] = {}
+        for value in values:
+            if value is not None and value.get_secret_value():
+                seen.setdefault(value.get_secret_value())
+        return tuple(seen)
+
+
 #: Every source type; a new type is one more member here.
 SourceSettings = Annotated[
-    Union[OaiPmhSourceSettings, CrossrefSourceSettings],  # noqa: UP007
+    Union[OaiPmhSourceSettings, CrossrefSourceSettings, ScopusSourceSettings],  # noqa: UP007
     Field(discriminator="type"),
 ]
 

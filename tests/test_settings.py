@@ -141,7 +141,7 @@ def test_defaults() -> None:
     assert source.schedule.cron is None
     assert source.schedule.cron_trigger() is None
     assert settings.secrets() == ()
-    assert SOURCE_TYPES == ("oai-pmh", "crossref")
+    assert SOURCE_TYPES == ("oai-pmh", "crossref", "scopus")
 
 
 def test_settings_are_frozen() -> None:
@@ -391,7 +391,7 @@ MALFORMED = [
     (
         "unknown type",
         SOURCE.replace("oai-pmh", "foo"),
-        "sources[0].type: unknown source type 'foo' (known: oai-pmh, crossref)",
+        "sources[0].type: unknown source type 'foo' (known: oai-pmh, crossref, scopus)",
     ),
     (
         "type not a string",
