@@ -3,8 +3,9 @@
 Every request of every source goes through :meth:`HttpClient.request`:
 
 * **Classification, once.** :data:`STATUS_TABLE` and :func:`classify_exception` map every
-  transport error and status code to RETRY or FATAL. Nothing else in the code base
-  decides whether to retry. A source only adds :class:`~harvester.errors.InvalidResponse`
+  transport error and status code to RETRY or FATAL; a 429 that announces an exhausted
+  quota (:func:`quota_exhausted`) is neither: it raises QuotaExhausted with the reset
+  time. Nothing else in the code base decides whether to retry. A source only adds :class:`~harvester.errors.InvalidResponse`
   (retryable) when a body fails strict parsing, from inside the ``parse`` callback, so a
   truncated or HTML body is retried exactly like a 503.
 * **Backoff.** Capped exponential backoff with full jitter; ``Retry-After`` in seconds or
@@ -28,6 +29,7 @@ import email.utils
 import enum
 import ipaddress
 import random
+import re
 import threading
 import time
 import zlib
@@ -43,6 +45,7 @@ from harvester.errors import (
     FatalError,
     Interrupted,
     InvalidResponse,
+    QuotaExhausted,
     ResponseTooLarge,
     RetryableError,
 )
@@ -57,7 +60,9 @@ __all__ = [
     "RateLimiter",
     "classify_exception",
     "classify_status",
+    "parse_reset",
     "parse_retry_after",
+    "quota_exhausted",
     "redact_url",
 ]
 
@@ -123,6 +128,49 @@ def parse_retry_after(value: str | None, now: dt.datetime | None = None) -> floa
         when = when.replace(tzinfo=dt.UTC)
     now = now or dt.datetime.now(dt.UTC)
     return max(0.0, (when - now).total_seconds())
+
+
+def parse_reset(value: str | None) -> dt.datetime | None:
+    """A quota reset time as sent in ``X-RateLimit-Reset``: epoch seconds, epoch
+    milliseconds, or a date string (all three have been seen from Elsevier)."""
+    if not value:
+        return None
+    value = value.strip()
+    if re.fullmatch(r"\d+(\.\d+)?", value):
+        number = float(value)
+        if number > 1e11:  # milliseconds: 1e11 seconds is the year 5138
+            number /= 1000
+        return dt.datetime.fromtimestamp(number, dt.UTC)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        when = None
+    if when is None:
+        for fmt in ("%a %b %d %H:%M:%S %Z %Y", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d %H:%M:%S"):
+            try:
+                when = dt.datetime.strptime(value, fmt)  # noqa: DTZ007 - made UTC below
+                break
+            except ValueError:
+                continue
+    if when is None:
+        return None
+    return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
+
+
+def quota_exhausted(response: FetchedResponse) -> QuotaExhausted | None:
+    """A 429 that says the client's quota is used up (Elsevier: ``X-ELS-Status: QUOTA_EXCEEDED``).
+
+    Unlike a throttling 429, retrying before the reset only burns requests: the error is
+    not retryable and carries the reset time.
+    """
+    if response.status_code != 429:
+        return None
+    status = response.headers.get("x-els-status", "")
+    if "QUOTA_EXCEEDED" not in status.upper():
+        return None
+    resume_at = parse_reset(response.headers.get("x-ratelimit-reset"))
+    when = resume_at.strftime("%Y-%m-%dT%H:%M:%SZ") if resume_at else "an unknown time"
+    return QuotaExhausted(f"quota exhausted at {response.url} until {when}", resume_at=resume_at)
 
 
 _SECRET_PARAMS = frozenset({"apikey", "api_key", "insttoken", "access_token", "token", "key", "plus_token"})
@@ -334,6 +382,9 @@ class HttpClient:
                 response = self._fetch(method, url, params=params, data=data, headers=headers)
                 if self.on_response is not None:
                     self.on_response(response)
+                exhausted = quota_exhausted(response)
+                if exhausted is not None:
+                    raise exhausted
                 action = classify_status(response.status_code)
                 if action is Action.RETRY:
                     raise RetryableError(
