@@ -30,9 +30,10 @@ from typing import Any
 import structlog
 from structlog.contextvars import bound_contextvars
 
-from harvester.errors import Interrupted
+from harvester.errors import Interrupted, QuotaExhausted
 from harvester.logs import redact
-from harvester.sources.base import Page, Source
+from harvester.sources.base import Enriching, Page, QuotaAware, Source
+from storage.source_state import load_quotas, save_quotas, unenriched_keys
 from storage.store import Incoming, LeaseLost, PageStats, Quarantined, Store
 
 __all__ = ["LEASE_TTL", "RunResult", "harvest_source", "normalize_page"]
@@ -138,6 +139,84 @@ def _prefetched(
         thread.join(timeout=60)
 
 
+class _Committer:
+    """Commits one page (records, quarantine, checkpoint) and logs ``page.committed``."""
+
+    def __init__(
+        self,
+        store: Store,
+        name: str,
+        run_id: str,
+        owner: str,
+        lease_ttl: float,
+        result: RunResult,
+        quota_source: Any = None,
+    ) -> None:
+        self.store, self.name, self.run_id, self.owner, self.lease_ttl = store, name, run_id, owner, lease_ttl
+        self.result = result
+        self.quota_source = quota_source
+
+    def __call__(self, page: Page, incoming: list[Incoming], quarantined: list[Quarantined]) -> None:
+        started = time.monotonic()
+        stats = self.store.commit_page(
+            self.name,
+            incoming,
+            run_id=self.run_id,
+            owner=self.owner,
+            quarantined=quarantined,
+            checkpoint=page.checkpoint,
+            lease_ttl=self.lease_ttl,
+        )
+        self.result.stats += stats
+        if self.quota_source is not None:
+            save_quotas(self.store, self.name, self.quota_source.quota_states())
+        log.info(
+            "page.committed",
+            records=stats.fetched,
+            inserted=stats.inserted,
+            updated=stats.updated,
+            unchanged=stats.unchanged,
+            deleted=stats.deleted,
+            quarantined=stats.quarantined,
+            works_created=stats.works_created,
+            works_updated=stats.works_updated,
+            total=self.result.stats.fetched,
+            checkpoint_advanced=page.checkpoint is not None,
+            commit_seconds=round(time.monotonic() - started, 4),
+        )
+
+
+#: How many records one enrichment pass looks at (the rest waits for the next run).
+ENRICH_BATCH = 1000
+
+
+def _enrich(source: Enriching, store: Store, commit: _Committer, stop: threading.Event) -> None:
+    """Fetch the extra records of stored records that lack them; a quota end stops it quietly.
+
+    Enrichment pages carry no checkpoint: what is missing is found again from the store.
+    """
+    keys = unenriched_keys(store, commit.name, source.enrichment_suffix, ENRICH_BATCH)
+    if not keys:
+        return
+    log.info("enrichment.started", pending=len(keys))
+    done = 0
+    try:
+        for page in source.enrich(keys):
+            incoming, quarantined = normalize_page(source, page)  # type: ignore[arg-type]
+            commit(page, incoming, quarantined)
+            done += len(page.items)
+            if stop.is_set():
+                raise Interrupted("stop requested")
+    except QuotaExhausted as exc:
+        log.warning("enrichment.paused", reason="quota exhausted", resume_at=_iso(exc.resume_at), done=done)
+        return
+    log.info("enrichment.finished", records=done)
+
+
+def _iso(value: Any) -> str | None:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+
+
 class _LeaseKeeper:
     """Renews a lease every ttl/4 seconds in the background until stopped."""
 
@@ -185,44 +264,34 @@ def harvest_source(
     started = time.monotonic()
     with bound_contextvars(run_id=run_id, source=name), _LeaseKeeper(store, name, owner, lease_ttl):
         log.info("harvest.started")
+        quota_aware = isinstance(source, QuotaAware)
         try:
+            if isinstance(source, QuotaAware):
+                source.restore_quotas(load_quotas(store, name))
             state = store.load_checkpoint(name)
+            commit = _Committer(
+                store, name, run_id, owner, lease_ttl, result, source if quota_aware else None
+            )
             for page, incoming, quarantined in _prefetched(source, state, stop):
-                page_started = time.monotonic()
-                stats = store.commit_page(
-                    name,
-                    incoming,
-                    run_id=run_id,
-                    owner=owner,
-                    quarantined=quarantined,
-                    checkpoint=page.checkpoint,
-                    lease_ttl=lease_ttl,
-                )
-                result.stats += stats
-                log.info(
-                    "page.committed",
-                    records=stats.fetched,
-                    inserted=stats.inserted,
-                    updated=stats.updated,
-                    unchanged=stats.unchanged,
-                    deleted=stats.deleted,
-                    quarantined=stats.quarantined,
-                    works_created=stats.works_created,
-                    works_updated=stats.works_updated,
-                    total=result.stats.fetched,
-                    checkpoint_advanced=page.checkpoint is not None,
-                    commit_seconds=round(time.monotonic() - page_started, 4),
-                )
+                commit(page, incoming, quarantined)
+            if isinstance(source, Enriching) and source.wants_enrichment():
+                _enrich(source, store, commit, stop)
             result.outcome = "succeeded"
         except (Interrupted, LeaseLost) as exc:
             result.outcome = "interrupted"
             result.error = redact(str(exc))
+        except QuotaExhausted as exc:
+            result.outcome = "failed"
+            result.error = redact(f"QuotaExhausted: {exc}")
+            log.warning("harvest.paused", reason="quota exhausted", resume_at=_iso(exc.resume_at))
         except Exception as exc:  # noqa: BLE001 - a failing source must never stop the others
             result.outcome = "failed"
             result.error = redact(f"{type(exc).__name__}: {exc}")
         finally:
             result.seconds = round(time.monotonic() - started, 3)
             try:
+                if isinstance(source, QuotaAware):
+                    save_quotas(store, name, source.quota_states())
                 store.finish_run(run_id, result.outcome, result.error)
             finally:
                 store.release_lease(name, owner)

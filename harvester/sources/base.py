@@ -12,13 +12,14 @@ resumption token). A page whose ``checkpoint`` is None leaves the stored state a
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import datetime as dt
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from harvester.record import Record
 
-__all__ = ["NormalizationError", "Page", "RawItem", "Source"]
+__all__ = ["Enriching", "NormalizationError", "Page", "QuotaAware", "QuotaState", "RawItem", "Source"]
 
 
 class NormalizationError(ValueError):
@@ -62,3 +63,40 @@ class Source(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaState:
+    """What an API last said about one key's quota (``key_id`` is a fingerprint, never the key)."""
+
+    api: str
+    key_id: str
+    limit: int | None = None
+    remaining: int | None = None
+    reset_at: dt.datetime | None = None
+    exhausted: bool = False
+
+
+@runtime_checkable
+class QuotaAware(Protocol):
+    """A source whose API meters requests per key: the runner keeps its quota state in the store."""
+
+    def restore_quotas(self, states: Iterable[QuotaState]) -> None: ...
+
+    def quota_states(self) -> list[QuotaState]: ...
+
+
+@runtime_checkable
+class Enriching(Protocol):
+    """A source that can fetch more about records it already stored (extra requests, opt-in).
+
+    ``enrichment_suffix`` names the extra records (stored as their own source records with
+    key ``<record key><suffix>``, so they join the same work and go through the same path);
+    the runner asks the store for records without one and hands their keys over.
+    """
+
+    enrichment_suffix: str
+
+    def wants_enrichment(self) -> bool: ...
+
+    def enrich(self, keys: Sequence[str]) -> Iterator[Page]: ...
