@@ -34,6 +34,7 @@ consequence is that ``10.1234/x..`` loses both trailing dots, not just one.
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 import unicodedata
@@ -77,13 +78,31 @@ def strict_doi(value: str | None) -> str | None:
     """
     if value is None:
         return None
+    return _strict_doi_cached(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _strict_doi_cached(value: str) -> str | None:
+    """:func:`strict_doi` of a string, memoized: a normalizer often asks twice for one value
+    (the DOI pass, then the classification of the same ``dc:identifier``)."""
     current = value
     for _ in range(_MAX_ROUNDS):
         result = _normalize_once(current)
-        if result is None or result == current:
+        if result is None or result == current or _is_settled(result):
             return result
         current = result
     return None
+
+
+def _is_settled(result: str) -> bool:
+    """True when another round would give ``result`` back unchanged.
+
+    A round's result is ASCII, lower-case, free of spaces and starts with ``10.``: NFKC,
+    Cf removal, the prefixes, the case and the doubled APA slash leave it alone. Only an
+    entity (``&``), a percent escape (``%``) or a trailing ``.``/``,`` can still change
+    it, so only such a result needs the confirming round (which is most of the cost).
+    """
+    return "&" not in result and "%" not in result and result[-1] not in ".,"
 
 
 def extract_doi(text: str | None) -> str | None:
@@ -111,7 +130,7 @@ def extract_dois(text: str | None) -> list[str]:
 def _iter_dois(text: str | None) -> Iterator[str]:
     if not text:
         return
-    prepared = _strip_format_chars(unicodedata.normalize("NFKC", html.unescape(text)))
+    prepared = _nfkc_without_format_chars(html.unescape(text))
     for match in _CANDIDATE.finditer(prepared):
         candidate = match.group(0)
         glued = _GLUED_TAG.search(candidate)
@@ -144,31 +163,70 @@ def _trim_free_text_end(candidate: str) -> str:
 
 def _normalize_once(value: str) -> str | None:
     """One round of the policy; :func:`strict_doi` repeats it up to a fixed point."""
-    text = _strip_format_chars(unicodedata.normalize("NFKC", value))
-    text = html.unescape(text)
-    decoded = _percent_decode(text)
-    if decoded is None:
-        return None
-    # Decoding can produce ligatures or format characters again (``%E2%80%8E``).
-    text = _strip_format_chars(unicodedata.normalize("NFKC", decoded))
+    if value.isascii() and "&" not in value and "%" not in value:
+        # Steps 1 and 2 would change nothing, and the later steps only cut pieces off the
+        # value and lower-case it: without a "10." in the value, no DOI can come out.
+        if "10." not in value:
+            return None
+        text = value
+    else:
+        decoded = _decode(value)
+        if decoded is None:
+            return None
+        text = decoded
 
-    previous = None
-    while previous != text:
-        previous = text
-        text = _PREFIX.sub("", text.strip())
+    while True:  # step 3: prefixes and whitespace, as often as they occur
+        text = text.strip()
+        prefix = _PREFIX.match(text)
+        if prefix is None:
+            break
+        text = text[prefix.end() :]
     if text[-1:] in (".", ","):
         text = text[:-1].rstrip()
 
     if not text.isascii():
         return None
-    text = _APA_DOUBLE_SLASH.sub("10.1037/", text.lower())
+    text = text.lower()
+    if text.startswith("10.1037//"):
+        text = _APA_DOUBLE_SLASH.sub("10.1037/", text)
     if _VALID.match(text) is None:
         return None
     return text
 
 
+def _decode(value: str) -> str | None:
+    """Steps 1 and 2: NFKC and Cf removal, entities and percent escapes decoded, then NFKC
+    and Cf removal again; None for a stray ``%`` or escapes that are not UTF-8."""
+    decoded = _percent_decode(html.unescape(_nfkc_without_format_chars(value)))
+    if decoded is None:
+        return None
+    # Decoding can produce ligatures or format characters again (``%E2%80%8E``).
+    return _nfkc_without_format_chars(decoded)
+
+
+def _nfkc_without_format_chars(text: str) -> str:
+    """NFKC, then every format character (category Cf) removed.
+
+    ASCII text comes back as it is: every ASCII character is its own NFKC form and none
+    is a format character (the common case, checked in constant time).
+    """
+    if text.isascii():
+        return text
+    return _strip_format_chars(unicodedata.normalize("NFKC", text))
+
+
 def _strip_format_chars(text: str) -> str:
-    return "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+    """``text`` without its format characters (category Cf).
+
+    The category is looked up once per distinct non-ASCII character, not once per
+    character, and the text is copied only when it holds a format character.
+    """
+    if text.isascii():
+        return text
+    found = [ch for ch in set(text) if not ch.isascii() and unicodedata.category(ch) == "Cf"]
+    if not found:
+        return text
+    return text.translate(dict.fromkeys(map(ord, found)))
 
 
 def _percent_decode(text: str) -> str | None:

@@ -13,6 +13,7 @@ verified wherever the scheme has one (fatcat checks only the format and so accep
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -31,9 +32,15 @@ _DASHES = dict.fromkeys(map(ord, "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe
 
 
 def _prepare(value: str | None) -> str | None:
-    """NFKC (fullwidth digits, odd spaces), dashes to ``-``, Cf removed, stripped."""
+    """NFKC (fullwidth digits, odd spaces), dashes to ``-``, Cf removed, stripped.
+
+    An ASCII value is only stripped: ASCII is its own NFKC form and holds no dash look-
+    alike and no format character.
+    """
     if value is None:
         return None
+    if value.isascii():
+        return value.strip() or None
     text = unicodedata.normalize("NFKC", value).translate(_DASHES)
     text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf").strip()
     return text or None
@@ -498,6 +505,15 @@ def normalize_language(value: str | None) -> str | None:
     None for a language without a 639-1 code and for the special codes "und", "mul",
     "zxx" and "mis": a wrong language is worse than none in a merged record.
     """
+    if value is None:
+        return None
+    return _language(value)
+
+
+@functools.lru_cache(maxsize=1024)
+def _language(value: str) -> str | None:
+    """:func:`normalize_language` of a string, memoized: a repository writes its few
+    language values ("eng", "pt_BR", "English") on every record."""
     text = _prepare(value)
     if text is None:
         return None

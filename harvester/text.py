@@ -82,6 +82,11 @@ _ENTITY = re.compile(r"&(?:#[0-9]+|#[xX][0-9A-Fa-f]+|[A-Za-z][A-Za-z0-9]*);")
 # (legal in XML 1.0 but only ever mojibake in metadata), lone surrogates, U+FFFE/U+FFFF
 # and the byte order mark.
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufeff\ufffe\uffff]")
+# What makes an ASCII string need more than whitespace handling: an entity, markup or a
+# control character of _CONTROL.
+_ASCII_TO_CLEAN = re.compile("[&<\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# An "&" that does not start one of the four entities _html_unescape decodes itself.
+_OTHER_AMPERSAND = re.compile("&(?!amp;|lt;|gt;|quot;)")
 _BLANK_LINE = re.compile(r"\n[^\S\n]*\n")
 _PARAGRAPH_MARK = "\n\n"
 
@@ -184,25 +189,60 @@ def split_keywords(values: Iterable[str]) -> tuple[str, ...]:
 def _to_plain(value: str | None, *, keep_paragraphs: bool) -> str | None:
     if value is None:
         return None
-    text = _unescape(value)
-    text = _CDATA.sub(lambda m: m.group(1), text)
-    text = _COMMENT.sub(" ", text)
-    text = _DECLARATION.sub(" ", text)
-    text = _DROPPED_BLOCK.sub("", text)
-    text = _TAG.sub(_tag_replacer(keep_paragraphs), text)
-    text = _CONTROL.sub("", text)
-    text = unicodedata.normalize("NFC", text)
+    if value.isascii() and _ASCII_TO_CLEAN.search(value) is None:
+        text = value  # nothing to decode, remove or normalize: the common case
+    else:
+        text = _unescape(value)
+        if "<" in text:  # without a "<" there is no markup to remove
+            text = _strip_markup(text, keep_paragraphs)
+        text = _CONTROL.sub("", text)
+        if not text.isascii():  # ASCII text is already in NFC
+            text = unicodedata.normalize("NFC", text)
     if keep_paragraphs:
-        text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\u2029", _PARAGRAPH_MARK)
+        if "\r" in text:
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+        if "\u2029" in text:
+            text = text.replace("\u2029", _PARAGRAPH_MARK)
     return text
+
+
+def _strip_markup(text: str, keep_paragraphs: bool) -> str:
+    """CDATA unwrapped, comments, declarations and dropped blocks removed, markup tags
+    replaced (see :func:`_tag_replacer`). Every pattern starts with ``<``, so a text
+    without one comes back unchanged."""
+    if "<!" in text or "<?" in text:  # where CDATA, comments and declarations start
+        text = _CDATA.sub(_cdata_content, text)
+        text = _COMMENT.sub(" ", text)
+        text = _DECLARATION.sub(" ", text)
+    text = _DROPPED_BLOCK.sub("", text)
+    return _TAG.sub(_TAG_REPLACERS[keep_paragraphs], text)
+
+
+def _cdata_content(match: re.Match[str]) -> str:
+    return match.group(1)
 
 
 def _unescape(text: str) -> str:
     """Decode entities; a second time only when the first pass left entities behind."""
-    once = html.unescape(text)
+    once = _html_unescape(text)
     if once != text and _ENTITY.search(once):
-        return html.unescape(once)
+        return _html_unescape(once)
     return once
+
+
+def _html_unescape(text: str) -> str:
+    """:func:`html.unescape`, quicker for text whose entities are all ``&amp;``, ``&lt;``,
+    ``&gt;`` or ``&quot;`` (escaped HTML, as Zenodo sends abstracts).
+
+    In such text every ``&`` starts one of the four, so decoding them one kind after the
+    other gives what html.unescape's single pass gives, as long as ``&amp;`` comes last
+    (the ``&`` it leaves must not start another entity).
+    """
+    if "&" not in text:
+        return text
+    if _OTHER_AMPERSAND.search(text) is None:
+        return text.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"').replace("&amp;", "&")
+    return html.unescape(text)
 
 
 def _is_markup(match: re.Match[str]) -> bool:
@@ -214,22 +254,34 @@ def _is_markup(match: re.Match[str]) -> bool:
 
 
 def _tag_replacer(keep_paragraphs: bool) -> Callable[[re.Match[str]], str]:
+    """What a tag becomes: itself unless it is markup (:func:`_is_markup`); a paragraph mark
+    for paragraph elements and a line break for ``<br>`` (with ``keep_paragraphs``), a
+    space for other breaking elements, nothing for the rest."""
+    replacements = dict.fromkeys(_BREAKING_TAGS, " ")
+    if keep_paragraphs:
+        replacements.update(dict.fromkeys(_PARAGRAPH_TAGS, _PARAGRAPH_MARK))
+        replacements["br"] = "\n"  # two <br/> in a row make a blank line, hence a paragraph break
+
     def replace(match: re.Match[str]) -> str:
-        if not _is_markup(match):
-            return match.group(0)
-        name = match.group("name").lower()
-        if keep_paragraphs and name in _PARAGRAPH_TAGS:
-            return _PARAGRAPH_MARK
-        if keep_paragraphs and name == "br":
-            return "\n"  # two <br/> in a row make a blank line, hence a paragraph break
-        return " " if name in _BREAKING_TAGS else ""
+        prefix, name, attrs = match.group("prefix", "name", "attrs")
+        name = name.lower()
+        if not prefix and name not in _KNOWN_TAGS and "=" not in attrs:
+            return match.group(0)  # not markup (the test of _is_markup)
+        return replacements.get(name, "")
 
     return replace
 
 
+_TAG_REPLACERS = {flag: _tag_replacer(flag) for flag in (False, True)}
+_ENTITY_OR_SEPARATOR = re.compile(r"&#?[A-Za-z0-9]+;|[;|]")
+
+
 def _split_outside_entities(value: str) -> Iterator[str]:
+    if ";" not in value and "|" not in value:  # nothing to split on
+        yield value
+        return
     start = 0
-    for match in re.finditer(r"&#?[A-Za-z0-9]+;|[;|]", value):
+    for match in _ENTITY_OR_SEPARATOR.finditer(value):
         if match.group(0) in (";", "|"):
             yield value[start : match.start()]
             start = match.end()

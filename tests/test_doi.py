@@ -8,6 +8,7 @@ their trailing spaces and invisible characters): column 2 is the expected key or
 from __future__ import annotations
 
 import html
+import unicodedata
 from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import quote
@@ -16,6 +17,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from harvester import doi as doi_module
 from harvester.doi import extract_doi, extract_dois, strict_doi
 
 CASES_FILE = Path(__file__).parent / "data" / "doi_cases.tsv"
@@ -225,3 +227,92 @@ def test_extract_returns_strict_keys(text: str) -> None:
     for key in keys:
         assert strict_doi(key) == key
     assert extract_doi(text) == (keys[0] if keys else None)
+
+
+# --- fast paths: the same answers as the policy applied step by step ----------------------
+
+
+def _reference_nfkc_without_cf(text: str) -> str:
+    normalized = unicodedata.normalize("NFKC", text)
+    return "".join(ch for ch in normalized if unicodedata.category(ch) != "Cf")
+
+
+def _reference_round(value: str) -> str | None:
+    """One round of the policy, every step on every value (no shortcut)."""
+    text = html.unescape(_reference_nfkc_without_cf(value))
+    decoded = doi_module._percent_decode(text)
+    if decoded is None:
+        return None
+    text = _reference_nfkc_without_cf(decoded)
+    previous = None
+    while previous != text:
+        previous = text
+        text = doi_module._PREFIX.sub("", text.strip())
+    if text[-1:] in (".", ","):
+        text = text[:-1].rstrip()
+    if not text.isascii():
+        return None
+    text = doi_module._APA_DOUBLE_SLASH.sub("10.1037/", text.lower())
+    return text if doi_module._VALID.match(text) else None
+
+
+def _reference_strict_doi(value: str) -> str | None:
+    """Rounds until nothing changes, each one complete (no cache, no early stop)."""
+    current = value
+    for _ in range(doi_module._MAX_ROUNDS):
+        result = _reference_round(current)
+        if result is None or result == current:
+            return result
+        current = result
+    return None
+
+
+# Pieces that reach every branch: prefixes, entities, percent escapes (good, bad, non-UTF-8,
+# encoded format characters), format characters, ligatures, fullwidth digits, APA slashes,
+# trailing punctuation, spaces and non-ASCII letters.
+_DOI_PIECES = st.sampled_from(
+    [
+        "10.", "10.1037//", "10.1234/", "1234", "/", "doi:", "DOI: ", "info:doi/", "https://doi.org/",
+        "http://dx.doi.org/", "www.doi.org/", "&amp;", "&lt;", "&#49;", "&#x30;", "&gt", "&", "%2F",
+        "%31", "%30", "%E2%80%8E", "%C3%9F", "%FF", "%", "%2", "\u200e", "\u200b", "\ufeff", "\u00ad",
+        "ﬁ", "１", "０", "ß", "é", "\u2010", " ", "\u00a0", "\t", ".", ",", "..", "ABC", "x", ";", "<",
+    ]
+)  # fmt: skip
+_DOI_LIKE = st.one_of(
+    st.text(), st.lists(st.one_of(_DOI_PIECES, st.text(max_size=2)), max_size=10).map("".join)
+)
+
+
+@given(_DOI_LIKE)
+@example("https://doi.org/10.1234/abc..")
+@example("10.1234/a&amp;amp;b")
+@example("info:doi/ 10.1037//ABC,")
+def test_strict_doi_matches_the_step_by_step_policy(value: str) -> None:
+    # Covers the ASCII shortcut of a round, the settled-result shortcut and the cache.
+    assert strict_doi(value) == _reference_strict_doi(value)
+    assert strict_doi(value) == _reference_strict_doi(value)  # a second time, from the cache
+
+
+@given(_DOI_LIKE)
+def test_one_round_matches_the_step_by_step_policy(value: str) -> None:
+    assert doi_module._normalize_once(value) == _reference_round(value)
+
+
+@given(_DOI_LIKE)
+@example("10.1234/a&amp;b")
+@example("10.1234/a%2541")
+@example("10.1234/abc.,")
+def test_a_settled_result_is_a_fixed_point(value: str) -> None:
+    result = doi_module._normalize_once(value)
+    if result is not None and doi_module._is_settled(result):
+        assert doi_module._normalize_once(result) == result
+
+
+@given(st.one_of(st.text(), st.lists(_DOI_PIECES, max_size=8).map("".join)))
+@example("a\u200eb\u200e\u2060c\U000e0001")
+@example("Latin-1 compatibility forms: \u00a0\u00bd\u00aa\u00ad")
+@example("plain ASCII")
+def test_format_characters_go_as_with_a_per_character_filter(text: str) -> None:
+    assert doi_module._nfkc_without_format_chars(text) == _reference_nfkc_without_cf(text)
+    expected = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+    assert doi_module._strip_format_chars(text) == expected

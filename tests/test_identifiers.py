@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
+from harvester import identifiers as identifiers_module
 from harvester.identifiers import (
     normalize_arxiv,
     normalize_isbn,
@@ -346,3 +349,36 @@ def test_arxiv_new_ids_round_trip(year: int, month: int, number: int, version: i
         f"https://arxiv.org/abs/{arxiv_id}",
     ):
         assert normalize_arxiv(spelling) == arxiv_id
+
+
+# --- fast paths: the same answers as the full preparation --------------------------------
+
+
+def _reference_prepare(value: str) -> str | None:
+    text = unicodedata.normalize("NFKC", value).translate(identifiers_module._DASHES)
+    text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf").strip()
+    return text or None
+
+
+_ID_PIECES = st.sampled_from(
+    [
+        "0951-3558", "ISSN ", "0000-0002-1825-0097", "orcid.org/", "978-0-306-40615-7", "PMID: 1",
+        "arXiv:2101.00001", "en", "eng", "pt_BR", "English", "Español", "Bokmål", " ", "\t", "\u00a0",
+        "\u2010", "\u2013", "\u2212", "\uff0d", "１", "\u200b", "\u200e", "\ufeff", "\u00ad", "ﬁ", "-", "X",
+    ]
+)  # fmt: skip
+
+
+@given(st.one_of(st.text(), st.lists(st.one_of(_ID_PIECES, st.text(max_size=2)), max_size=8).map("".join)))
+@example("  0951-3558 ")
+@example("0951\u20133558\u200e")
+def test_prepare_matches_the_full_preparation(value: str) -> None:
+    # ASCII values are only stripped: they have no NFKC change, dash look-alike or Cf.
+    assert identifiers_module._prepare(value) == _reference_prepare(value)
+
+
+@given(st.one_of(st.text(), st.sampled_from(["eng", "EN", "pt_BR", "English", "Deutsch", "und", ""])))
+def test_language_cache_changes_nothing(value: str) -> None:
+    uncached = identifiers_module._language.__wrapped__(value)
+    assert normalize_language(value) == uncached
+    assert normalize_language(value) == uncached  # a second time, from the cache

@@ -9,18 +9,24 @@ altIdentifier, info:doi/, ORCIDs in creator strings...); they are marked "synthe
 from __future__ import annotations
 
 import functools
+import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 from lxml import etree
 
 from harvester.doi import strict_doi
+from harvester.identifiers import normalize_orcid
 from harvester.record import TYPES, Author, Issn, PartialDate, Record, Subject
+from harvester.sources import oai_formats
 from harvester.sources.base import NormalizationError
-from harvester.sources.oai_formats import datacite_fields, normalize_metadata, oai_dc_fields
+from harvester.sources.oai_formats import DC_NAMESPACE, datacite_fields, normalize_metadata, oai_dc_fields
 
 FIXTURES = Path(__file__).parent / "fixtures" / "oai"
 OAI = "{http://www.openarchives.org/OAI/2.0/}"
@@ -1103,3 +1109,256 @@ def test_every_fixture_record_builds_a_record() -> None:
 @pytest.mark.parametrize("name", SUPPORTED_FILES)
 def test_each_supported_fixture_has_records(name: str) -> None:
     assert any(element is not None for element in _records(name).values())
+
+
+# --- fast paths: the same answers as the straightforward code -------------------------------
+
+_DC = "{http://purl.org/dc/elements/1.1/}"
+_OAI_DC = "{http://www.openarchives.org/OAI/2.0/oai_dc/}"
+_CHILD_TAGS = st.sampled_from(
+    [f"{_DC}title", f"{_DC}creator", f"{_DC}identifier", f"{_DC}subject", f"{_DC}notdc", "title", "creator",
+     "other", "{urn:x}title", "{urn:x}identifier", f"{_OAI_DC}title"]
+)  # fmt: skip
+_XML_TEXT = st.one_of(
+    st.none(),
+    st.sampled_from(["", " ", "\n  ", " a ", "Knox, Colin", "10.1234/x"]),
+    st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc", "Cn", "Co")), max_size=6),
+)
+
+
+@st.composite
+def _xml_trees(draw: st.DrawFn, depth: int = 2) -> etree._Element:
+    """An oai_dc:dc element with children in the DC, no and other namespaces, comments,
+    processing instructions, nested markup, text and tails (None, blank or not)."""
+    root = etree.Element(f"{_OAI_DC}dc", nsmap={"oai_dc": _OAI_DC[1:-1], "dc": _DC[1:-1]})
+
+    def fill(parent: etree._Element, level: int) -> None:
+        for _ in range(draw(st.integers(0, 4))):
+            kind = draw(st.sampled_from(["element", "element", "element", "comment", "pi"]))
+            if kind == "comment":
+                node = etree.Comment(draw(st.text("abc ", max_size=4)))
+            elif kind == "pi":
+                node = etree.ProcessingInstruction("pi", draw(st.text("abc", max_size=4)))
+            else:
+                node = etree.Element(draw(_CHILD_TAGS))
+                node.text = draw(_XML_TEXT)
+                if level:
+                    fill(node, level - 1)
+            node.tail = draw(_XML_TEXT)
+            parent.append(node)
+
+    fill(root, depth)
+    return root
+
+
+def _reference_dc_values(dc: etree._Element) -> dict[str, list[str]]:
+    values: dict[str, list[str]] = {}
+    for child in dc:
+        if not isinstance(child.tag, str) or oai_formats._namespace(child) not in (DC_NAMESPACE, ""):
+            continue
+        text = "".join(t for t in child.itertext() if isinstance(t, str)).strip()
+        if text:
+            values.setdefault(oai_formats._local(child), []).append(text)
+    return values
+
+
+@given(_xml_trees())
+def test_dc_values_match_a_reading_of_every_child(dc: etree._Element) -> None:
+    # One pass, known tags looked up, and .text instead of itertext() for childless elements.
+    assert oai_formats._dc_values(dc) == _reference_dc_values(dc)
+    for child in dc.iter(etree.Element):
+        assert oai_formats._text(child) == "".join(child.itertext()).strip()
+
+
+@given(_xml_trees(), st.sampled_from(["title", "creator", "identifier", "other", "notdc", "x"]))
+def test_children_match_a_filter_on_every_child(root: etree._Element, name: str) -> None:
+    for element in [root, *root.iter(etree.Element)]:
+        namespace = oai_formats._namespace(element)
+        expected = [
+            c
+            for c in element
+            if isinstance(c.tag, str)
+            and oai_formats._local(c) == name
+            and oai_formats._namespace(c) == namespace
+        ]
+        assert list(oai_formats._children(element, name)) == expected
+
+
+def test_regex_whitespace_is_str_whitespace() -> None:
+    # _NAME_WORDS and _FAMILY_COMMA_GIVEN stand in for str.split() and str.strip(): they
+    # must agree on what whitespace is, for every code point.
+    every = "".join(map(chr, range(sys.maxunicode + 1)))
+    assert re.findall(r"\s", every) == [ch for ch in every if ch.isspace()]
+
+
+_NAME_PIECES = st.sampled_from(
+    [
+        "Ann", "Lee", "van", "de", "O'Neill", "A.", "A.-P.", "R", "Łukasz", "Müller", "’", "-", ".", "'",
+        ",", ", ", " ", "  ", "\t", "\n", "\u00a0", "\u2009", "\x1c", "\u3000", "University", "UNIVERSITÄT",
+        "et al.", "al.", "and", "1", "_", "x9", "(", "Group", "0000-0002-1825-0097", "orcid.org/",
+    ]
+)  # fmt: skip
+_NAMES = st.one_of(st.text(max_size=12), st.lists(_NAME_PIECES, max_size=16).map("".join))
+
+
+def _reference_is_name_part(text: str, max_words: int) -> bool:
+    words = text.split()
+    return (
+        1 <= len(words) <= max_words
+        and all(re.match(rf"^{oai_formats._NAME_WORD}$", w) for w in words)
+        and not any(w.casefold() in oai_formats._NOT_PERSONAL for w in words)
+    )
+
+
+def _reference_personal_name(name: str) -> tuple[str | None, str | None]:
+    if "," in name:
+        family, _, given = name.partition(",")
+        family, given = family.strip(), given.strip()
+        if not family or not _reference_is_name_part(family, 6):
+            return None, None
+        if not given:
+            return family, None
+        if not _reference_is_name_part(given, 6):
+            return None, None
+        return family, given
+    words = name.split()
+    if not 2 <= len(words) <= 4 or not _reference_is_name_part(name, 4):
+        return None, None
+    start = len(words) - 1
+    while start > 1 and words[start - 1] in oai_formats._PARTICLES:
+        start -= 1
+    return " ".join(words[start:]), " ".join(words[:start])
+
+
+@given(_NAMES)
+@example("Monteiro, Ana Paula Teixeira de Almeida Vieira")
+@example("Monteiro, Ana Paula Teixeira de Almeida Vieira Lopes")
+@example("University of X, Department of Y")
+@example("Knox,")
+@example(" , Colin")
+@example("Ludwig\u00a0van\tBeethoven")
+def test_name_split_matches_word_by_word_checks(name: str) -> None:
+    # One regular expression per name instead of one per word.
+    assert oai_formats._personal_name(name) == _reference_personal_name(name)
+    for max_words in (4, 6):
+        assert oai_formats._is_name_part(name, max_words) == _reference_is_name_part(name, max_words)
+
+
+@given(_NAMES)
+@example("Knox, Colin (0000-0002-1825-0097)")
+@example("Knox, Colin https://orcid.org/0000-0002-1694-233x")
+def test_orcid_split_with_and_without_the_digit_check(text: str) -> None:
+    match = oai_formats._ORCID_IN_NAME.search(text)
+    if match is None:
+        expected: tuple[str, str | None] = (text, None)
+    else:
+        name = (text[: match.start()] + " " + text[match.end() :]).strip(" ,;")
+        expected = (" ".join(name.split()), normalize_orcid(match.group("orcid")))
+    assert oai_formats._split_orcid(text) == expected
+
+
+_DATES = st.one_of(
+    st.text(max_size=12),
+    st.lists(
+        st.sampled_from(["2019", "-05", "-13", "T10:00:00Z", " 12:30", "[1889]", "c1998",
+                         "info:eu-repo/date/", "embargoEnd/", "2019/2020", " ", "x", "-02-30"]),
+        max_size=4,
+    ).map("".join),
+)  # fmt: skip
+
+
+@given(st.lists(_DATES, max_size=4))
+def test_dc_date_matches_plain_then_stamped(values: list[str]) -> None:
+    usable = [v for v in values if not v.strip().lower().startswith("info:eu-repo/date/")]
+    plain = [v for v in usable if not oai_formats._TIME_PART.search(v)]
+    stamped = [v for v in usable if oai_formats._TIME_PART.search(v)]
+    parsed = (oai_formats._parse_date.__wrapped__(v) for v in [*plain, *stamped])
+    assert oai_formats._dc_date(values) == next((d for d in parsed if d is not None), None)
+
+
+def _reference_dc_abstract(descriptions: list[str]) -> tuple[str | None, str | None]:
+    candidates: list[str] = []
+    series: str | None = None
+    label: str | None = None
+    for value in descriptions:
+        if oai_formats._EDITORIAL_NOTE.match(value):
+            continue
+        key = re.sub(r"[^a-z]", "", value.casefold())
+        if key in oai_formats._DESCRIPTION_TYPES and len(value) < 30:
+            label = oai_formats._DESCRIPTION_TYPES[key]
+            continue
+        if label == "series":
+            series = series or value
+        elif label in (None, "abstract"):
+            text = oai_formats._clean_abstract(value)
+            if text is not None and len(text) >= 40:
+                candidates.append(text)
+        label = None
+    return (max(candidates, key=len) if candidates else None), series
+
+
+_DESCRIPTIONS = st.lists(
+    st.one_of(
+        st.sampled_from(
+            ["Abstract", "SeriesInformation", "Series-Information ", "Other", "[a note]", "Methods"]
+        ),
+        st.sampled_from(["Abstract"]).map(lambda a: a + " " * 30),  # a label word, but too long for one
+        st.text(max_size=60),
+        st.just("A description that is long enough to be the abstract of a work."),
+    ),
+    max_size=5,
+)
+
+
+@given(_DESCRIPTIONS)
+def test_dc_abstract_matches_the_label_check_on_every_value(descriptions: list[str]) -> None:
+    assert oai_formats._dc_abstract(descriptions) == _reference_dc_abstract(descriptions)
+
+
+_SOURCES = st.lists(
+    st.sampled_from(["Journal of X", ", ", " ", "12", "(3)", "(2023-10-13)", "45-67", "pp. ", ";", "Vol 3",
+                     "(", ")", "x", "2019", "-", "é"]),
+    max_size=10,
+).map("".join)  # fmt: skip
+
+
+@given(_SOURCES)
+@example("People and Nature, (2023-10-13)")
+@example("Journal of X, 12(3), 45-67")
+@example("Journal of X 12 (3): 45-67, (2020)")
+def test_source_hints_are_in_every_match(head: str) -> None:
+    # _parse_citation_parts skips a pattern when its hint is missing: the hint must be part
+    # of every string the pattern matches.
+    if oai_formats._CITATION.match(head):
+        assert oai_formats._CITATION_HINT.search(head)
+    if oai_formats._ZENODO_SOURCE.match(head):
+        assert oai_formats._ZENODO_HINT.search(head)
+
+
+@given(st.one_of(st.text(max_size=12), st.sampled_from(["[pt] PERFURACAO", " [en-US]x", "[abc]", "a[pt] b"])))
+def test_lang_tag_check_matches_the_pattern(value: str) -> None:
+    assert oai_formats._strip_lang_tag(value) == oai_formats._LANG_TAG.sub("", value, count=1)
+
+
+@given(
+    st.one_of(
+        st.text(max_size=20), st.sampled_from(["Article", "info:eu-repo/semantics/article", "CC BY 4.0"])
+    )
+)
+def test_memoized_helpers_change_nothing(value: str) -> None:
+    for helper in (oai_formats._classify_type, oai_formats._cc_from_name, oai_formats._parse_date):
+        uncached = helper.__wrapped__(value)
+        assert helper(value) == uncached
+        assert helper(value) == uncached  # a second time, from the cache
+
+
+def test_readers_of_absent_elements_give_what_skipping_them_gives() -> None:
+    # oai_dc_fields does not call these for elements a record lacks.
+    acc = oai_formats._Accumulator()
+    assert oai_formats._dc_abstract([]) == (None, None)
+    assert oai_formats._parse_source([], acc) == oai_formats._Container()
+    assert acc == oai_formats._Accumulator()
+    assert oai_formats._dc_subjects([]) == ((), ())
+    assert oai_formats._dc_date([]) is None
+    assert oai_formats._dc_type([]) is None
+    assert oai_formats._license([]) is None

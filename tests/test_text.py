@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import html
+import re
+import unicodedata
+
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from harvester import text as text_module
@@ -264,3 +268,111 @@ def test_jats_to_text_never_raises(raw: str) -> None:
 )
 def test_split_keywords(values: list[str] | str, expected: tuple[str, ...]) -> None:
     assert split_keywords(values) == expected
+
+
+# --- fast paths: the same answers as every step applied to every string ------------------
+
+
+def _reference_unescape(text: str) -> str:
+    once = html.unescape(text)
+    if once != text and text_module._ENTITY.search(once):
+        return html.unescape(once)
+    return once
+
+
+def _reference_tag(match: re.Match[str], keep_paragraphs: bool) -> str:
+    if not text_module._is_markup(match):
+        return match.group(0)
+    name = match.group("name").lower()
+    if keep_paragraphs and name in text_module._PARAGRAPH_TAGS:
+        return "\n\n"
+    if keep_paragraphs and name == "br":
+        return "\n"
+    return " " if name in text_module._BREAKING_TAGS else ""
+
+
+def _reference_plain(value: str, keep_paragraphs: bool) -> str:
+    """Every step on every string: entities, CDATA, comments, declarations, dropped blocks,
+    tags, controls, NFC, line ends."""
+    text = _reference_unescape(value)
+    text = text_module._CDATA.sub(lambda m: m.group(1), text)
+    text = text_module._COMMENT.sub(" ", text)
+    text = text_module._DECLARATION.sub(" ", text)
+    text = text_module._DROPPED_BLOCK.sub("", text)
+    text = text_module._TAG.sub(lambda m: _reference_tag(m, keep_paragraphs), text)
+    text = text_module._CONTROL.sub("", text)
+    text = unicodedata.normalize("NFC", text)
+    if keep_paragraphs:
+        text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\u2029", "\n\n")
+    return text
+
+
+def _reference_clean_text(value: str) -> str | None:
+    return " ".join(_reference_plain(value, False).split()) or None
+
+
+def _reference_clean_block(value: str) -> str | None:
+    parts = (" ".join(p.split()) for p in text_module._BLANK_LINE.split(_reference_plain(value, True)))
+    return "\n\n".join(p for p in parts if p) or None
+
+
+# Markup (known, unknown, prefixed, with attributes, mathematics), entities (single, double,
+# unknown, without semicolon), control characters, non-NFC and non-ASCII text, line ends.
+_TEXT_PIECES = st.sampled_from(
+    [
+        "<i>", "</i>", "<p>", "</p>", "<br/>", "<BR>", "<jats:p>", "</jats:title>", "<mml:math>", "<x>",
+        "<b class='x'>", "<unknown a=\"1\">", "p<0.05", "a<b and c>d", "<!-- note -->",
+        "<![CDATA[<i>x</i>]]>",
+        "<!DOCTYPE x>", "<?pi x?>", "<mml:annotation>tex</mml:annotation>", "&amp;", "&lt;", "&gt;", "&quot;",
+        "&amp;lt;", "&amp;amp;", "&rsquo;", "&eacute;", "&#233;", "&#x41;", "&bogus;", "&amp", "&lt", "&",
+        "\x00", "\x0b", "\x1f", "\x7f", "\x85", "\ufeff", "\u2029", "\r\n", "\r", "\n\n", "\n \n", "\t",
+        "  ", "\u00a0", "e\u0301", "é", "ß", "Ж", "–", "Word", "x", " ", ";", "|",
+    ]
+)  # fmt: skip
+_TEXTS = st.one_of(
+    st.text(), st.lists(st.one_of(_TEXT_PIECES, st.text(max_size=3)), max_size=12).map("".join)
+)
+
+
+@given(_TEXTS)
+@example("plain ASCII title")
+@example("ASCII\x0bwith\x00control\x1fcharacters\x7f")
+@example("AT&amp;amp;T &lt;i&gt;x&lt;/i&gt; &rsquo;")
+@example("Caf\u00e9 e\u0301 \x85 \ufeff")
+@example("a<p>b<br/><br/>c<jats:title>t</jats:title>")
+def test_clean_text_and_block_match_every_step(raw: str) -> None:
+    # Covers the plain-ASCII shortcut, the "<"-free shortcut, the quick unescape, the tag
+    # table and the skipped NFC of ASCII text.
+    assert clean_text(raw) == _reference_clean_text(raw)
+    assert clean_block(raw) == _reference_clean_block(raw)
+
+
+@given(_TEXTS)
+@example("&lt;i&gt;a&quot;b&quot;&lt;/i&gt; &amp;lt; &amp;amp;")
+@example("&amp;lt")
+@example("&ampx &lt &gt;")
+def test_quick_unescape_matches_html_unescape(raw: str) -> None:
+    assert text_module._html_unescape(raw) == html.unescape(raw)
+
+
+@given(_TEXTS)
+def test_text_without_a_tag_opener_has_no_markup_to_strip(raw: str) -> None:
+    text = raw.replace("<", "")
+    assert text_module._strip_markup(text, False) == text
+    assert text_module._strip_markup(text, True) == text
+
+
+def _reference_split(value: str) -> list[str]:
+    parts, start = [], 0
+    for match in re.finditer(r"&#?[A-Za-z0-9]+;|[;|]", value):
+        if match.group(0) in (";", "|"):
+            parts.append(value[start : match.start()])
+            start = match.end()
+    return [*parts, value[start:]]
+
+
+@given(_TEXTS)
+@example("no separators")
+@example("R&amp;D; a|b;")
+def test_keyword_splitting_matches_the_entity_aware_scan(value: str) -> None:
+    assert list(text_module._split_outside_entities(value)) == _reference_split(value)

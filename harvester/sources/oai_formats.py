@@ -28,6 +28,7 @@ record is quarantined with a message an operator can act on (configure ``oai_dc`
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator
@@ -68,6 +69,16 @@ def _words(text: str) -> tuple[str, ...]:
 OAI_NAMESPACE = "http://www.openarchives.org/OAI/2.0/"
 OAI_DC_NAMESPACE = "http://www.openarchives.org/OAI/2.0/oai_dc/"
 DC_NAMESPACE = "http://purl.org/dc/elements/1.1/"
+_DC_BRACE = "{" + DC_NAMESPACE + "}"
+# The fifteen Dublin Core elements by tag, with and without the DC namespace → local name.
+_DC_ELEMENT_NAMES: dict[str, str] = {
+    tag: name
+    for name in _words(
+        "contributor coverage creator date description format identifier language publisher relation "
+        "rights source subject title type"
+    )
+    for tag in (name, _DC_BRACE + name)
+}
 #: The DataCite metadata kernels whose ``<resource>`` this module reads.
 DATACITE_NAMESPACES: frozenset[str] = frozenset(
     {
@@ -180,26 +191,19 @@ def oai_dc_fields(dc: etree._Element) -> dict[str, Any]:
     """
     if _namespace(dc) != OAI_DC_NAMESPACE or _local(dc) != "dc":
         raise NormalizationError(f"unsupported metadata format {dc.tag}")
-    values: dict[str, list[str]] = {}
-    for child in dc:
-        if not isinstance(child.tag, str):
-            continue  # comments and processing instructions
-        namespace = _namespace(child)
-        if namespace not in (DC_NAMESPACE, ""):
-            continue
-        text = _text(child)
-        if text:
-            values.setdefault(_local(child), []).append(text)
+    values = _dc_values(dc)
     if not values:
         raise NormalizationError("oai_dc record without any Dublin Core content")
 
     acc = _Accumulator()
     identifiers = values.get("identifier", [])
-    relations = values.get("relation", [])
 
     # DOI: typed identifier values, then OpenAIRE altIdentifier, then free text.
-    acc.doi = next((d for d in map(strict_doi, identifiers) if d is not None), None)
-    for relation in relations:
+    for value in identifiers:
+        acc.doi = strict_doi(value)
+        if acc.doi is not None:
+            break
+    for relation in values.get("relation", []):
         _read_alt_identifier(relation, acc)
     if acc.doi is None:
         for value in identifiers:
@@ -210,32 +214,73 @@ def oai_dc_fields(dc: etree._Element) -> dict[str, Any]:
     for value in identifiers:
         _read_dc_identifier(value, acc)
 
-    descriptions = [_strip_lang_tag(v) for v in values.get("description", [])]
-    abstract, series = _dc_abstract(descriptions)
+    # Absent elements are common (most records have no source, rights or description):
+    # their readers are not called at all, which gives the same empty results.
+    descriptions = values.get("description")
+    abstract, series = (
+        _dc_abstract([_strip_lang_tag(v) for v in descriptions]) if descriptions else (None, None)
+    )
     sources = values.get("source", [])
     if series is not None:
         sources = [*sources, series]
-    container = _parse_source(sources, acc)
+    container = _parse_source(sources, acc) if sources else _Container()
+    subject_values = values.get("subject")
+    keywords, subjects = _dc_subjects(subject_values) if subject_values else ((), ())
 
-    keywords, subjects = _dc_subjects(values.get("subject", []))
+    title = None
+    for value in values.get("title", []):
+        title = clean_text(_strip_lang_tag(value))
+        if title is not None:
+            break
+    creators = values.get("creator")
+    publishers = values.get("publisher")
+    dates = values.get("date")
+    types = values.get("type")
+    languages = values.get("language")
+    rights = values.get("rights")
     return _fields(
         acc,
-        title=_first(clean_text(_strip_lang_tag(v)) for v in values.get("title", [])),
+        title=title,
         subtitle=None,
-        authors=tuple(a for a in map(_dc_author, values.get("creator", [])) if a is not None),
+        authors=tuple(a for a in map(_dc_author, creators) if a is not None) if creators else (),
         abstract=abstract,
         container_title=container.title,
         volume=container.volume,
         issue=container.issue,
         pages=container.pages,
-        publisher=_first(map(clean_text, values.get("publisher", []))),
-        date=_dc_date(values.get("date", [])),
-        type=_dc_type(values.get("type", [])),
-        language=_first(map(normalize_language, values.get("language", []))),
+        publisher=_first(map(clean_text, publishers)) if publishers else None,
+        date=_dc_date(dates) if dates else None,
+        type=_dc_type(types) if types else None,
+        language=_first(map(normalize_language, languages)) if languages else None,
         keywords=keywords,
         subjects=subjects,
-        license=_license(values.get("rights", [])),
+        license=_license(rights) if rights else None,
     )
+
+
+def _dc_values(dc: etree._Element) -> dict[str, list[str]]:
+    """The non-empty texts (:func:`_text`) of the DC children (DC namespace or none) by
+    local name, in document order; one pass over the children."""
+    values: dict[str, list[str]] = {}
+    for child in dc:
+        tag = child.tag
+        name = _DC_ELEMENT_NAMES.get(tag) if isinstance(tag, str) else None
+        if name is None:
+            if not isinstance(tag, str) or (tag.startswith("{") and not tag.startswith(_DC_BRACE)):
+                continue  # comments, processing instructions, other namespaces
+            name = tag.rsplit("}", 1)[-1]  # a DC name outside the fifteen elements
+        text = child.text
+        if len(child):  # mixed content: all text inside, as _text reads it
+            text = "".join(t for t in child.itertext() if isinstance(t, str)).strip()
+        elif text:
+            text = text.strip()
+        if text:
+            found = values.get(name)
+            if found is None:
+                values[name] = [text]
+            else:
+                found.append(text)
+    return values
 
 
 # --- identifiers -----------------------------------------------------------------------------
@@ -309,6 +354,9 @@ _URN = re.compile(r"^urn:(?:urn:)*(?P<nid>[a-z0-9][a-z0-9-]{0,31}):(?P<nss>\S+)$
 _OAI_ID = re.compile(r"^oai:[a-z0-9][a-z0-9.-]*:\S+$", re.IGNORECASE)
 _ARK = re.compile(r"^ark:/?[0-9]{5,}/\S+$", re.IGNORECASE)
 _ARK_IN_URL = re.compile(r"^https?://[^/]+/(ark:/[0-9]{5,}/[^?#\s]+)", re.IGNORECASE)
+_URN_ISBN = re.compile(r"^urn:isbn:", re.IGNORECASE)
+_ISSN_KIND_LABEL = re.compile(r"^([ep])-?issn", re.IGNORECASE)
+_SPACE_OR_HYPHEN = re.compile(r"[ -]")
 _ALT_IDENTIFIER = re.compile(
     r"^info:eu-repo/semantics/altIdentifier/(?P<scheme>[a-z]+)/(?P<value>.+)$", re.IGNORECASE
 )
@@ -346,16 +394,20 @@ def _read_dc_identifier(value: str, acc: _Accumulator) -> None:
             acc.add("arxiv", arxiv)
             return
     if _ISBN_LABEL.match(text):
-        acc.add_isbn(re.sub(r"^urn:isbn:", "", text, flags=re.IGNORECASE))
+        acc.add_isbn(_URN_ISBN.sub("", text))
         return
     if _ISSN_LABEL.match(text):
-        label = re.match(r"^([ep])-?issn", text, re.IGNORECASE)
+        label = _ISSN_KIND_LABEL.match(text)
         acc.add_issn(text, _issn_kind(label.group(1) if label else None))
         return
     if _BARE_ISSN.match(text):
         acc.add_issn(text)
         return
-    if _BARE_ISBN.match(text) and re.search(r"[ -]", text) and len(re.sub(r"[ -]", "", text)) in (10, 13):
+    if (
+        _BARE_ISBN.match(text)
+        and _SPACE_OR_HYPHEN.search(text)
+        and len(_SPACE_OR_HYPHEN.sub("", text)) in (10, 13)
+    ):
         acc.add_isbn(text)
         return
     if _OAI_ID.match(text):
@@ -423,9 +475,12 @@ _ORCID_IN_NAME = re.compile(
     r"(?P<orcid>[0-9]{4}-[0-9]{4}-[0-9]{4}-[0-9]{3}[0-9Xx])\s*[)\]>]?",
     re.IGNORECASE,
 )
+_ORCID_DIGITS = re.compile(r"[0-9]{4}-[0-9]{4}-[0-9]{4}-[0-9]{3}[0-9Xx]")
 # A word of a personal name: letters, with inner or final dots, hyphens and apostrophes
 # ("O'Neill", "Heinz-Alexander", "A.-P.", "R.").
-_NAME_WORD = re.compile(r"^[^\W\d_]+(?:[.'’-]+[^\W\d_]*)*\.?$")
+_NAME_WORD = r"[^\W\d_]+(?:[.'’-]+[^\W\d_]*)*\.?"
+# Whitespace-separated name words (whitespace as str.split sees it), matched in one go.
+_NAME_WORDS = re.compile(rf"\s*{_NAME_WORD}(?:\s+{_NAME_WORD})*\s*")
 _PARTICLES = frozenset(
     _words("van von der den de del della des di da das do dos du la le ten ter bin ibn al el")
 )
@@ -447,6 +502,8 @@ _NOT_PERSONAL = frozenset(
 # Either side of "Family, Given": Portuguese and Spanish names carry up to six given names
 # ("Monteiro, Ana Paula Teixeira de Almeida Vieira" at RCAAP).
 _MAX_WORDS_AROUND_COMMA = 6
+_SIDE = rf"{_NAME_WORD}(?:\s+{_NAME_WORD}){{0,{_MAX_WORDS_AROUND_COMMA - 1}}}"
+_FAMILY_COMMA_GIVEN = re.compile(rf"\s*(?P<family>{_SIDE})\s*,\s*(?P<given>{_SIDE})?\s*")
 
 
 def _split_orcid(text: str) -> tuple[str, str | None]:
@@ -456,6 +513,8 @@ def _split_orcid(text: str) -> tuple[str, str | None]:
     orcid.org URL) to ``dc:creator``. It is removed from the name whether or not its
     check digit is valid; only a valid one becomes the author's ``orcid``.
     """
+    if _ORCID_DIGITS.search(text) is None:  # cheap: the one part every match must contain
+        return text, None
     match = _ORCID_IN_NAME.search(text)
     if match is None:
         return text, None
@@ -467,8 +526,8 @@ def _is_name_part(text: str, max_words: int) -> bool:
     words = text.split()
     return (
         1 <= len(words) <= max_words
-        and all(_NAME_WORD.match(w) for w in words)
-        and not any(w.casefold() in _NOT_PERSONAL for w in words)
+        and _NAME_WORDS.fullmatch(text) is not None  # every word is a name word
+        and _NOT_PERSONAL.isdisjoint(map(str.casefold, words))
     )
 
 
@@ -486,13 +545,18 @@ def _personal_name(name: str) -> tuple[str | None, str | None]:
     words or "et al.". A single word is a name without a family/given split.
     """
     if "," in name:
-        family, _, given = name.partition(",")
-        family, given = family.strip(), given.strip()
-        if not family or not _is_name_part(family, _MAX_WORDS_AROUND_COMMA):
+        # One match checks the shape of both sides of the first comma (1 to 6 name words
+        # before it, none or 1 to 6 after it, as _is_name_part would); the organisation
+        # words are checked below.
+        sides = _FAMILY_COMMA_GIVEN.fullmatch(name)
+        if sides is None:
             return None, None
-        if not given:
+        family, given = sides.group("family", "given")
+        if not _NOT_PERSONAL.isdisjoint(map(str.casefold, family.split())):
+            return None, None
+        if given is None:
             return family, None
-        if not _is_name_part(given, _MAX_WORDS_AROUND_COMMA):
+        if not _NOT_PERSONAL.isdisjoint(map(str.casefold, given.split())):
             return None, None
         return family, given
     words = name.split()
@@ -516,6 +580,7 @@ def _dc_author(value: str) -> Author | None:
 # --- descriptions ----------------------------------------------------------------------------
 
 _MIN_ABSTRACT = 40
+_NOT_A_TO_Z = re.compile(r"[^a-z]")
 # DataCite descriptionType names, which DataCite's 2012 oai_dc crosswalk writes as a
 # dc:description of their own before the description they label.
 _DESCRIPTION_TYPES = {
@@ -548,10 +613,11 @@ def _dc_abstract(descriptions: list[str]) -> tuple[str | None, str | None]:
     for value in descriptions:
         if _EDITORIAL_NOTE.match(value):
             continue
-        key = re.sub(r"[^a-z]", "", value.casefold())
-        if key in _DESCRIPTION_TYPES and len(value) < 30:
-            label = _DESCRIPTION_TYPES[key]
-            continue
+        if len(value) < 30:
+            key = _NOT_A_TO_Z.sub("", value.casefold())
+            if key in _DESCRIPTION_TYPES:
+                label = _DESCRIPTION_TYPES[key]
+                continue
         if label == "series":
             series = series or value
         elif label in (None, "abstract"):
@@ -567,18 +633,24 @@ _LANG_TAG = re.compile(r"^\s*\[[a-z]{2,3}(?:[-_][A-Za-z]{2})?\]\s*")
 
 
 def _strip_lang_tag(value: str) -> str:
+    if "[" not in value:  # the tag's bracket
+        return value
     return _LANG_TAG.sub("", value, count=1)
 
 
 # --- dates -----------------------------------------------------------------------------------
 
 _TIME_PART = re.compile(r"\d[T ]\d{1,2}:\d{2}")
+_ISO_START = re.compile(r"^[0-9]{4}(?:-|$|T)")
 _LOOSE_YEAR = re.compile(r"^\[?c?(?P<year>[0-9]{4})\]?(?:\s*[-/]\s*[0-9]{2,4})?\.?$")
 
 
+@functools.lru_cache(maxsize=4096)
 def _parse_date(value: str) -> PartialDate | None:
+    """A date at its own precision, or the year of a loose form; memoized (dates repeat
+    from record to record, and PartialDate is immutable)."""
     text = value.strip()
-    date = PartialDate.parse(text) if re.match(r"^[0-9]{4}(?:-|$|T)", text) else None
+    date = PartialDate.parse(text) if _ISO_START.match(text) else None
     if date is not None:
         return date
     loose = _LOOSE_YEAR.match(text)  # "[1889]", "c1998", a range "2019/2020" → its start
@@ -591,10 +663,17 @@ def _parse_date(value: str) -> PartialDate | None:
 
 
 def _dc_date(values: list[str]) -> PartialDate | None:
-    usable = [v for v in values if not v.strip().lower().startswith("info:eu-repo/date/")]
-    plain = [v for v in usable if not _TIME_PART.search(v)]
-    stamped = [v for v in usable if _TIME_PART.search(v)]
-    return _first(_parse_date(v) for v in [*plain, *stamped])
+    stamped: list[str] = []
+    for value in values:
+        if value.strip().lower().startswith("info:eu-repo/date/"):
+            continue
+        if _TIME_PART.search(value):
+            stamped.append(value)  # tried after every value without a time part
+            continue
+        date = _parse_date(value)
+        if date is not None:
+            return date
+    return _first(_parse_date(v) for v in stamped)
 
 
 # --- types -----------------------------------------------------------------------------------
@@ -678,17 +757,22 @@ _COAR_TYPES: dict[str, str | None] = {
     "c_ddb1": "dataset",
     "c_18cf": None,  # text
 }
+_EU_REPO_SEMANTICS = re.compile(r"^info:eu-repo/semantics/", re.IGNORECASE)
 _COAR = re.compile(r"^https?://purl\.org/coar/resource_type/(c_[0-9a-f]+)/?$", re.IGNORECASE)
 
 
 def _type_key(value: str) -> str:
-    text = re.sub(r"^info:eu-repo/semantics/", "", value.strip(), flags=re.IGNORECASE)
+    text = _EU_REPO_SEMANTICS.sub("", value.strip())
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     return "".join(ch for ch in decomposed if ch.isalnum() and ch.isascii())
 
 
+@functools.lru_cache(maxsize=1024)
 def _classify_type(value: str) -> str | None:
-    """A canonical type, ``""`` for a value that is no type statement, None if unknown."""
+    """A canonical type, ``""`` for a value that is no type statement, None if unknown.
+
+    Memoized: a repository uses a handful of type values on all its records.
+    """
     coar = _COAR.match(value.strip())
     if coar is not None:
         return _COAR_TYPES.get(coar.group(1).lower(), _OTHER) or ""
@@ -776,6 +860,9 @@ _CC_URL = re.compile(
     r"(?P<code>[a-z-]+)/(?P<version>[0-9.]+)(?:/(?P<jurisdiction>[a-z]{2}(?:-[a-z]{2})?)(?=/|$))?",
     re.IGNORECASE,
 )
+_LICENCE_WORD = re.compile(r"[a-z]+|[0-9]+(?:\.[0-9]+)?")
+_CC_VERSION = re.compile(r"[1-4]\.[0-9]")
+_CC_ZERO = re.compile(r"\bcc[\s_-]?(?:0|zero)\b")
 _CC_ELEMENTS = {
     "attribution": "by",
     "by": "by",
@@ -806,6 +893,7 @@ def _canonical_cc_url(url: str) -> str:
     return f"https://creativecommons.org/{path}"
 
 
+@functools.lru_cache(maxsize=1024)
 def _cc_from_name(text: str) -> str | None:
     """A Creative Commons licence named in words: its URL when versioned, else its name.
 
@@ -815,11 +903,11 @@ def _cc_from_name(text: str) -> str | None:
     ("CC BY-NC-ND") is returned rather than a guessed version.
     """
     folded = unicodedata.normalize("NFKD", text).casefold()
-    words = re.findall(r"[a-z]+|[0-9]+(?:\.[0-9]+)?", folded.replace("_", " "))
+    words = _LICENCE_WORD.findall(folded.replace("_", " "))
     if not words:
         return None
-    version = next((w for w in words if re.fullmatch(r"[1-4]\.[0-9]", w)), None)
-    if re.search(r"\bcc[\s_-]?(?:0|zero)\b", folded):
+    version = next((w for w in words if _CC_VERSION.fullmatch(w)), None)
+    if _CC_ZERO.search(folded):
         return "https://creativecommons.org/publicdomain/zero/1.0/"
     creative = "cc" in words or ("creative" in words and "commons" in words) or words[0] == "attribution"
     if not creative:
@@ -890,6 +978,8 @@ _CITATION = re.compile(
 _ZENODO_SOURCE = re.compile(
     rf"^(?P<title>[^;]*?[^\W\d_][^;]*?)(?:,\s*(?P<pages>{_PAGE_RANGE}))?,\s*{_TRAILING_DATE}$"
 )
+_CITATION_HINT = re.compile(r"\s[0-9]+\s*\([^)]{1,15}\)")  # " 12(3)", as _CITATION needs
+_ZENODO_HINT = re.compile(r"\([0-9]{4}(?:-[0-9]{2}){0,2}\)$")  # the date _ZENODO_SOURCE ends with
 # A page range inside the title means the "title" is a citation of something else
 # (Zenodo's Plazi treatments: "Rediscovery of …, pp. 131-142 in Zootaxa, 5353(2), …").
 # So does a volume(issue) left in the title ("D'GENERUS …, 3/4(2024/2025)" on Zenodo).
@@ -899,8 +989,14 @@ _ISSN_ONLY = re.compile(
 )
 
 
+_DASH = re.compile(r"\s*[-–—]\s*")
+_REPEATED_COMMAS = re.compile(r"\s*,(?:\s*,)+")
+_RANGE = re.compile(r"[0-9]\s*[-–—]\s*[A-Za-z]?[0-9]")
+_DIGIT = re.compile(r"[0-9]")
+
+
 def _pages(text: str) -> str:
-    return re.sub(r"\s*[-–—]\s*", "-", text)
+    return _DASH.sub("-", text)
 
 
 def _parse_source(values: Iterable[str], acc: _Accumulator) -> _Container:
@@ -937,7 +1033,7 @@ def _parse_source(values: Iterable[str], acc: _Accumulator) -> _Container:
             elif part:
                 for match in _ISSN_IN_TEXT.finditer(part):
                     acc.add_issn(match.group("issn"), _issn_kind(match.group("label")))
-                rest = re.sub(r"\s*,(?:\s*,)+", ",", _ISSN_IN_TEXT.sub("", part))
+                rest = _REPEATED_COMMAS.sub(",", _ISSN_IN_TEXT.sub("", part))
                 kept.append(rest.strip(" ,.:"))
         kept = [p for p in kept if p]
         if result.title is not None or not kept:
@@ -951,7 +1047,9 @@ def _parse_source(values: Iterable[str], acc: _Accumulator) -> _Container:
 def _parse_citation_parts(parts: list[str]) -> _Container:
     head = parts[0]
     if len(parts) == 1:
-        citation = _CITATION.match(head)
+        # The hints are parts that every match must contain; checking them first spares
+        # the full patterns, which backtrack a lot on long values that do not match.
+        citation = _CITATION.match(head) if _CITATION_HINT.search(head) else None
         if citation is not None and not _PAGES_IN_TITLE.search(citation.group("title")):
             pages = citation.group("pages")
             return _Container(
@@ -960,7 +1058,7 @@ def _parse_citation_parts(parts: list[str]) -> _Container:
                 issue=citation.group("issue").strip(),
                 pages=_pages(pages) if pages else None,
             )
-        zenodo = _ZENODO_SOURCE.match(head)
+        zenodo = _ZENODO_SOURCE.match(head) if _ZENODO_HINT.search(head) else None
         if zenodo is not None and not _PAGES_IN_TITLE.search(zenodo.group("title")):
             pages = zenodo.group("pages")
             return _Container(title=clean_text(zenodo.group("title")), pages=_pages(pages) if pages else None)
@@ -976,10 +1074,10 @@ def _parse_citation_parts(parts: list[str]) -> _Container:
             continue
         pages = _PAGES.match(part)
         if pages is not None and result.pages is None:
-            ranged = re.search(r"[0-9]\s*[-–—]\s*[A-Za-z]?[0-9]", part) is not None
+            ranged = _RANGE.search(part) is not None
             if _PAGES_LABEL.match(part) or (labelled and ranged):
                 result.pages = _pages(pages.group("pages"))
-    if not labelled and re.search(r"[0-9]", head):
+    if not labelled and _DIGIT.search(head):
         return _Container()
     result.title = clean_text(head)
     return result
@@ -1099,7 +1197,7 @@ def datacite_fields(resource: etree._Element) -> dict[str, Any]:
 
 
 def _read_datacite_alternate(kind: str, value: str, acc: _Accumulator) -> None:
-    kind = re.sub(r"[^a-z]", "", kind.lower())
+    kind = _NOT_A_TO_Z.sub("", kind.lower())
     if not value:
         return
     if kind == "url" and _URL.match(value):
@@ -1162,6 +1260,9 @@ def _datacite_author(creator: etree._Element) -> Author | None:
     return Author(name=name, family=family, given=given, orcid=orcid, affiliations=tuple(affiliations))
 
 
+_YEAR = re.compile(r"[0-9]{4}")
+
+
 def _datacite_date(root: etree._Element) -> PartialDate | None:
     for date in _grandchildren(root, "dates", "date"):
         if date.get("dateType") == "Issued":
@@ -1170,7 +1271,7 @@ def _datacite_date(root: etree._Element) -> PartialDate | None:
             if parsed is not None:
                 return parsed
     year = _text(_child(root, "publicationYear"))
-    return _parse_date(year) if re.fullmatch(r"[0-9]{4}", year) else None
+    return _parse_date(year) if _YEAR.fullmatch(year) else None
 
 
 _DATACITE_GENERAL: dict[str, str | None] = {
@@ -1214,7 +1315,7 @@ def _datacite_type(general: str | None, text: str) -> str | None:
     "Taxonomic treatment" → other). "Text" without text gives None, like DC's "Text";
     "Other" gives "other"; an unknown general type gives "other".
     """
-    key = re.sub(r"[^a-z]", "", (general or "").lower())
+    key = _NOT_A_TO_Z.sub("", (general or "").lower())
     if key and key not in ("text", "other"):
         return _DATACITE_GENERAL.get(key, _OTHER)
     specific = _classify_type(text) if text else ""
@@ -1276,7 +1377,7 @@ def _fields(acc: _Accumulator, **values: Any) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "doi": acc.doi,
         **values,
-        "issn": tuple(Issn(value, kind) for value, kind in acc.issns.items()),
+        "issn": tuple(Issn(value, kind) for value, kind in acc.issns.items()) if acc.issns else (),
         "isbn": tuple(acc.isbns),
         "url": url,
         "identifiers": tuple(sorted(acc.identifiers)),
@@ -1307,11 +1408,9 @@ def _first_child(element: etree._Element) -> etree._Element | None:
 def _children(element: etree._Element | None, name: str) -> Iterator[etree._Element]:
     """Children with local name ``name`` in the parent's namespace."""
     if element is None:
-        return
-    namespace = _namespace(element)
-    for child in element:
-        if isinstance(child.tag, str) and _local(child) == name and _namespace(child) == namespace:
-            yield child
+        return iter(())
+    # lxml filters by tag in C; "{}name" is "name" in no namespace.
+    return element.iterchildren(f"{{{_namespace(element)}}}{name}")
 
 
 def _child(element: etree._Element | None, name: str) -> etree._Element | None:
@@ -1324,8 +1423,11 @@ def _grandchildren(element: etree._Element, outer: str, inner: str) -> Iterator[
 
 
 def _text(element: etree._Element | None) -> str:
+    """All text inside the element (its tail excluded), stripped; ``""`` for None."""
     if element is None:
         return ""
+    if not len(element):  # no child nodes: the text is all there is, without itertext's cost
+        return (element.text or "").strip()
     return "".join(t for t in element.itertext() if isinstance(t, str)).strip()
 
 
