@@ -18,6 +18,7 @@ with hypothesis). The output is the exported work's JSON shape (the contract), m
 from __future__ import annotations
 
 import functools
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -107,6 +108,34 @@ def sort_contributions(
     return sorted(contributions, key=_rank_key(tuple(precedence)))
 
 
+def _surname(author: Author) -> str:
+    name = author.family or (author.name.split(",")[0] if "," in author.name else author.name.split(" ")[0])
+    folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    return "".join(ch for ch in folded.casefold() if ch.isalnum())
+
+
+def _given_weight(author: Author) -> int:
+    return len((author.given or "").replace(".", "").replace(" ", ""))
+
+
+def _fuller(candidate: tuple[Author, ...], chosen: tuple[Author, ...]) -> bool:
+    """Whether a less trusted author list is the SAME list told more fully.
+
+    Scopus's STANDARD view gives the first author only, as "Knox C."; a fuller source
+    must not lose to it by precedence: full given names are never replaced by initials.
+    The candidate wins only when it starts with the same surnames in the same order and
+    is longer, or as long with longer given names — a different author list never
+    replaces the trusted one.
+    """
+    if len(candidate) < len(chosen):
+        return False
+    if [_surname(a) for a in candidate[: len(chosen)]] != [_surname(a) for a in chosen]:
+        return False
+    if len(candidate) > len(chosen):
+        return True
+    return sum(map(_given_weight, candidate)) > sum(map(_given_weight, chosen))
+
+
 def _author_json(author: Author) -> dict[str, Any]:
     return {
         "family": author.family,
@@ -144,11 +173,12 @@ def merge(
                 break
 
     data["authors"] = []
+    chosen: tuple[Author, ...] = ()
     for source, record in ordered:
-        if record.authors:
+        if record.authors and (not chosen or _fuller(record.authors, chosen)):
+            chosen = record.authors
             data["authors"] = [_author_json(a) for a in record.authors]
             provenance["authors"] = source
-            break
 
     date: PartialDate | None = None
     for source, record in ordered:

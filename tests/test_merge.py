@@ -152,3 +152,26 @@ records = st.builds(
 def test_merge_is_independent_of_arrival_order(contributions, precedence, data) -> None:  # type: ignore[no-untyped-def]
     shuffled = data.draw(st.permutations(contributions))
     assert merge(DOI, shuffled, precedence) == merge(DOI, contributions, precedence)
+
+
+def test_initials_never_replace_full_given_names() -> None:
+    scopus_standard = Record(
+        key="2-s2.0-1", datestamp=T0, doi=DOI, authors=(Author("Knox C.", "Knox", None),)
+    )
+    scopus_complete = Record(
+        key="2-s2.0-1",
+        datestamp=T0,
+        doi=DOI,
+        authors=(Author("Knox C.", "Knox", "C."), Author("Janenova S.", "Janenova", "S.")),
+    )
+    for scopus in (scopus_standard, scopus_complete):
+        merged = merge(DOI, [("scopus", scopus), ("crossref", crossref())], ["scopus", "crossref"])
+        assert [(a["family"], a["given"]) for a in merged.data["authors"]] == [
+            ("Knox", "Colin"),
+            ("Janenova", "Saltanat"),
+        ]
+        assert merged.provenance["authors"] == "crossref"
+    # a different author list never replaces the trusted one
+    other = Record(key="x", datestamp=T0, doi=DOI, authors=(Author("Smith, Jane", "Smith", "Jane"),))
+    merged = merge(DOI, [("scopus", scopus_standard), ("pure", other)], ["scopus", "pure"])
+    assert merged.data["authors"][0]["family"] == "Knox"
