@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from harvester.settings import HttpSettings
-from harvester.sources import crossref, oai_pmh
+from harvester.sources import crossref, oai_pmh, scopus
 from harvester.sources.base import Page, RawItem, Source
 
 __all__ = ["SOURCES", "Page", "RawItem", "Source", "build_source"]
@@ -16,6 +16,7 @@ __all__ = ["SOURCES", "Page", "RawItem", "Source", "build_source"]
 SOURCES: dict[str, Callable[[Any, HttpSettings, threading.Event | None], Source]] = {
     "oai-pmh": oai_pmh.from_settings,
     "crossref": crossref.from_settings,
+    "scopus": scopus.from_settings,
 }
 
 
