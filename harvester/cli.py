@@ -27,6 +27,7 @@ from harvester.logs import configure_logging, register_secrets
 from harvester.runner import RunResult, harvest_source
 from harvester.settings import ConfigError, Settings, load_settings
 from harvester.sources import build_source
+from storage.source_state import all_quotas
 from storage.store import Store, default_owner
 
 log = structlog.get_logger()
@@ -188,6 +189,9 @@ def status(ctx: Context, as_json: bool) -> None:
                 "busy": False,
             },
         )
+    for name, quotas in all_quotas(store).items():
+        if name in data["sources"]:
+            data["sources"][name]["quota"] = quotas
     quarantine = store.quarantine_items(limit=20)
     store.close()
     if as_json:
@@ -220,6 +224,10 @@ def _print_status(data: dict[str, Any], quarantine: list[dict[str, Any]], out: T
         if cp:
             token = " (resumption token stored)" if cp.get("token") else ""
             out.write(f"  checkpoint   through {cp.get('through') or '-'}{token}\n")
+        for quota in info.get("quota", []):
+            left = f"{quota['remaining']}/{quota['limit']} left"
+            state = "EXHAUSTED" if quota["exhausted"] else left
+            out.write(f"  quota        {quota['api']} key {quota['key']}: {state}, resets {quota['reset_at']}\n")
         out.write(
             f"  records      {info['records']['live']} live, {info['records']['deleted']} deleted; "
             f"{info['quarantined']} quarantined\n"
