@@ -227,7 +227,8 @@ def _print_status(data: dict[str, Any], quarantine: list[dict[str, Any]], out: T
         for quota in info.get("quota", []):
             left = f"{quota['remaining']}/{quota['limit']} left"
             state = "EXHAUSTED" if quota["exhausted"] else left
-            out.write(f"  quota        {quota['api']} key {quota['key']}: {state}, resets {quota['reset_at']}\n")
+            resets = quota["reset_at"]
+            out.write(f"  quota        {quota['api']} key {quota['key']}: {state}, resets {resets}\n")
         out.write(
             f"  records      {info['records']['live']} live, {info['records']['deleted']} deleted; "
             f"{info['quarantined']} quarantined\n"
