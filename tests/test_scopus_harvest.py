@@ -239,7 +239,8 @@ def test_all_three_sources_make_one_work(store: Store, tmp_path: Path, db_url: s
         since = (TODAY - dt.timedelta(days=2)).isoformat()
         sources = "\n".join(
             [
-                f"- name: crossref\n  type: crossref\n  url: {crossref.url}\n  mailto: t@example.org\n  since: {since}",
+                f"- name: crossref\n  type: crossref\n  url: {crossref.url}\n"
+                f"  mailto: t@example.org\n  since: {since}",
                 scopus_block("scopus", scopus.url, since=since, enrich="[subject_areas]"),
                 oai_source_block("pure", oai.url),
             ]
