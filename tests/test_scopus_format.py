@@ -276,7 +276,7 @@ def test_standard_review_with_pii_pmid_and_a_lone_affiliation() -> None:
     assert ids(result, "pii") == ["S0740624X19300127"]
     assert ids(result, "pmid") == ["30987654"]
     assert result["doi"] == "10.5555/gov-inf-q-2019-0012"
-    assert result["date"] == PartialDate(2019, 4, 1)  # monthly issue: Scopus's first of the month, kept
+    assert result["date"] == PartialDate(2019, 4)  # "April 2019": Scopus's first of the month is not a day
     assert result["citation_count"] == CitationCount(117, AS_OF)
     assert result["license"] is None  # open access (openaccessFlag "true") is not a licence
 
@@ -292,7 +292,7 @@ def test_standard_conference_paper_without_doi() -> None:
     assert result["issn"] == (Issn("0302-9743", "print"), Issn("1611-3349", "electronic"))
     assert (result["volume"], result["issue"], result["pages"]) == ("11685 LNCS", None, "77-89")
     assert result["citation_count"] == CitationCount(0, AS_OF)  # 0 is a real count
-    assert result["date"] == PartialDate(2019, 1, 1)  # display date "2019": kept as given
+    assert result["date"] == PartialDate(2019)  # display date "2019": never an invented -01-01
 
 
 def test_complete_entry_with_single_objects() -> None:
@@ -336,7 +336,7 @@ def test_complete_retracted_entry_with_null_page_range() -> None:
     assert result["retracted"] is True
     assert result["type"] == "journal-article"  # tb, Retracted
     assert result["updates"] == ()
-    assert result["date"] == PartialDate(2020, 3, 1)  # coverDate as a list of {"$"}
+    assert result["date"] == PartialDate(2020, 3)  # coverDate as a list of {"$"}; "March 2020"
     assert result["volume"] == "8"  # a number
     assert result["issn"] == (Issn("2412-3218", "electronic"),)  # only the eISSN
     assert ids(result, "pmid") == ["32100000"]

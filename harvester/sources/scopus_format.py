@@ -181,11 +181,11 @@ def scopus_fields(entry: Mapping[str, Any], *, as_of: str) -> dict[str, Any]:
     * **ISSN**: :func:`_issns`. **ISBN**: :func:`_isbns`. **Volume**, **issue**:
       ``prism:volume``, ``prism:issueIdentifier`` (strings, or numbers). **Pages**:
       :func:`_pages`.
-    * **Date**: ``prism:coverDate`` ("2019-05-13", sometimes a list of ``{"$"}``) at day
-      precision as given. Scopus dates monthly issues on the first of the month
-      ("2019-05-01"), which is then a day it did not mean; it is kept as given because
-      nothing in the entry tells the two apart (``prism:coverDisplayDate``, "May 2019" or
-      "13 May 2019", is free text and not read).
+    * **Date**: ``prism:coverDate`` ("2019-05-13", sometimes a list of ``{"$"}``). Scopus
+      dates monthly issues on the first of the month and yearly ones on 1 January
+      ("2019-01-01"): a day it did not mean. ``prism:coverDisplayDate`` ("13 May 2019",
+      "May 2019", "2019") tells how precise the date really is, and the date is cut to
+      that precision (:func:`_cover_date`): never an invented ``-01-01``.
     * **Type** and **retracted**: :func:`_type`. **Language**: None (Search results have
       none in either view).
     * **Keywords** (COMPLETE only): ``authkeywords``, "E-government | Kazakhstan | …",
@@ -242,7 +242,7 @@ def scopus_fields(entry: Mapping[str, Any], *, as_of: str) -> dict[str, Any]:
         "issue": _scalar_text(entry.get("prism:issueIdentifier")),
         "pages": _pages(entry),
         "publisher": None,
-        "date": _date(entry.get("prism:coverDate")),
+        "date": _cover_date(_date(entry.get("prism:coverDate")), entry.get("prism:coverDisplayDate")),
         "type": record_type,
         "language": None,
         "keywords": _keywords(entry.get("authkeywords")),
@@ -603,6 +603,28 @@ def _date(value: Any) -> PartialDate | None:
         if date is not None:
             return date
     return None
+
+
+_MONTH_NAME = re.compile(
+    r"\b(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec|spring|summer|autumn|fall|winter)", re.IGNORECASE
+)
+_DAY_NUMBER = re.compile(r"(?<![\d-])(?:[1-9]|[12]\d|3[01])(?![\d-])")
+
+
+def _cover_date(date: PartialDate | None, display: Any) -> PartialDate | None:
+    """Cut ``date`` to the precision ``prism:coverDisplayDate`` shows ("May 2019": month)."""
+    text = _unwrap(display)
+    if date is None or not isinstance(text, str) or not text.strip():
+        return date
+    text = text.strip()
+    year_free = text.replace(str(date.year), " ")
+    has_month = bool(_MONTH_NAME.search(text))
+    has_day = has_month and bool(_DAY_NUMBER.search(year_free)) and "-" not in year_free
+    if not has_month:
+        return PartialDate(date.year)
+    if not has_day and date.day is not None:
+        return PartialDate(date.year, date.month)
+    return date
 
 
 def _type(entry: Mapping[str, Any]) -> tuple[str | None, bool]:
