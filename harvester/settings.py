@@ -352,12 +352,16 @@ class HttpSettings(_ConfigModel):
 
 
 class MergeSettings(_ConfigModel):
-    """``merge``: which source wins a field when several have it."""
+    """``merge``: which source wins a field when several have it, and which records are one work."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     #: Source names, most trusted first (checked against ``sources`` by :class:`Settings`).
     precedence: tuple[str, ...] = ()
+    #: Let a record without a DOI join a work by its title, year and authors (see
+    #: :mod:`harvester.identity`). Off by default; run ``harvester reprocess`` after
+    #: turning it on so that the records already stored are matched too.
+    match_without_doi: bool = False
 
 
 class ScheduleSettings(_ConfigModel):
@@ -619,7 +623,7 @@ class ScopusSourceSettings(BaseSourceSettings):
 
     @model_validator(mode="after")
     def _one_key_at_least(self) -> ScopusSourceSettings:
-        if self.api_key is None and not self.api_keys:
+        if self.enabled and self.api_key is None and not self.api_keys:
             raise _Problems([(("api_key",), "give 'api_key' or 'api_keys'")])
         return self
 
