@@ -26,7 +26,10 @@ import structlog
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import text
 
+from harvester import metrics
+from harvester.metrics import MetricsServer
 from harvester.runner import harvest_source
 from harvester.settings import Settings
 from harvester.sources import build_source
@@ -123,9 +126,23 @@ class Daemon:
                 next_run=str(getattr(job, "next_run_time", None)),
             )
 
+    def healthy(self) -> str | None:
+        """None when the scheduler runs and the database answers; else what is wrong."""
+        if not self.scheduler.running or self.stop.is_set():
+            return "scheduler not running"
+        with self.store.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return None
+
     def run(self) -> int:
         """Run until stopped; returns the exit code (0)."""
         self.install_signal_handlers()
+        server = None
+        if self.settings.metrics is not None:
+            server = MetricsServer(
+                metrics.enable(), self.healthy, self.settings.metrics.host, self.settings.metrics.port
+            ).start()
+            log.info("metrics.serving", host=self.settings.metrics.host, port=server.port)
         self.scheduler.start(paused=True)
         self.schedule()
         self.scheduler.resume()
@@ -135,5 +152,7 @@ class Daemon:
         while not self.stop.wait(1.0):
             pass
         self.scheduler.shutdown(wait=True)
+        if server is not None:
+            server.stop()
         log.info("daemon.stopped")
         return 0

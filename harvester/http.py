@@ -5,9 +5,10 @@ Every request of every source goes through :meth:`HttpClient.request`:
 * **Classification, once.** :data:`STATUS_TABLE` and :func:`classify_exception` map every
   transport error and status code to RETRY or FATAL; a 429 that announces an exhausted
   quota (:func:`quota_exhausted`) is neither: it raises QuotaExhausted with the reset
-  time. Nothing else in the code base decides whether to retry. A source only adds :class:`~harvester.errors.InvalidResponse`
-  (retryable) when a body fails strict parsing, from inside the ``parse`` callback, so a
-  truncated or HTML body is retried exactly like a 503.
+  time. Nothing else in the code base decides whether to retry. A source only adds
+  :class:`~harvester.errors.InvalidResponse` (retryable) when a body fails strict
+  parsing, from inside the ``parse`` callback, so a truncated or HTML body is retried
+  exactly like a 503.
 * **Backoff.** Capped exponential backoff with full jitter; ``Retry-After`` in seconds or
   as an HTTP date wins when the server sends it. A wait longer than
   ``http.max_retry_after`` fails the run instead of sleeping for hours; the next run
@@ -41,6 +42,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import httpx
 import structlog
 
+from harvester import metrics
 from harvester.errors import (
     FatalError,
     Interrupted,
@@ -468,6 +470,7 @@ class HttpClient:
             body = _gunzip(body, cap, shown_url)
             log.warning("http.repaired", repair="gzip body without Content-Encoding", url=shown_url)
         elapsed = time.monotonic() - started
+        metrics.METRICS.http_response(structlog.contextvars.get_contextvars().get("source"), status)
         log.debug(
             "http.response",
             method=method,

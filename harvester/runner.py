@@ -30,6 +30,7 @@ from typing import Any
 import structlog
 from structlog.contextvars import bound_contextvars
 
+from harvester import metrics
 from harvester.errors import Interrupted, QuotaExhausted
 from harvester.logs import redact
 from harvester.sources.base import Enriching, Page, QuotaAware, Source
@@ -168,8 +169,12 @@ class _Committer:
             lease_ttl=self.lease_ttl,
         )
         self.result.stats += stats
+        metrics.METRICS.page_committed(self.name, stats)
         if self.quota_source is not None:
-            save_quotas(self.store, self.name, self.quota_source.quota_states())
+            states = self.quota_source.quota_states()
+            save_quotas(self.store, self.name, states)
+            for q in states:
+                metrics.METRICS.quota_state(self.name, q.api, q.key_id, q.remaining)
         log.info(
             "page.committed",
             records=stats.fetched,
@@ -297,6 +302,7 @@ def harvest_source(
                 store.release_lease(name, owner)
                 source.close()
         counters = result.stats.as_dict()
+        metrics.METRICS.run_finished(name, result.outcome, result.seconds, time.time())
         if result.outcome == "succeeded":
             log.info("harvest.finished", outcome="succeeded", seconds=result.seconds, **counters)
         elif result.outcome == "interrupted":

@@ -58,6 +58,7 @@ __all__ = [
     "HttpSettings",
     "LoggingSettings",
     "MergeSettings",
+    "MetricsSettings",
     "OaiPmhSourceSettings",
     "ScheduleSettings",
     "ScopusSourceSettings",
@@ -687,10 +688,22 @@ def _format_loc(loc: Sequence[object]) -> str:
     return path
 
 
+class MetricsSettings(_ConfigModel):
+    """``metrics``: the Prometheus ``/metrics`` and ``/healthz`` endpoint of ``harvester run``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    port: Annotated[_Int, Field(ge=1, le=65535)] = 9464
+    host: Annotated[str, Field(min_length=1)] = "0.0.0.0"  # noqa: S104 - a service port, by design
+
+
 class Settings(_ConfigModel):
     """The whole configuration file."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: Opt-in: serve metrics and health while the daemon runs.
+    metrics: MetricsSettings | None = None
 
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)

@@ -158,3 +158,71 @@ def test_sigterm_mid_harvest_commits_or_rolls_back_and_the_next_run_resumes(tmp_
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert record_count(db_url) == 600
         assert runs(db_url)[-1].fetched == 600 - stored  # resumed, did not start over
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_metrics_and_health_endpoints(tmp_path: Path) -> None:
+    import httpx
+
+    records = [article(i, T0 + dt.timedelta(seconds=i)) for i in range(40)]
+    port = free_port()
+    with FakeOaiServer(records, page_size=10, now=lambda: NOW, earliest_datestamp=T0) as server:
+        db_url = f"sqlite:///{tmp_path / 'd.db'}"
+        config = write_config(
+            tmp_path / "d.yaml",
+            db_url,
+            oai_source_block("repo", server.url),
+            extra=f"metrics:\n  host: 127.0.0.1\n  port: {port}",
+        )
+        proc = start_daemon(config)
+        try:
+            wait_for(lambda: any(r.outcome == "succeeded" for r in runs(db_url)))
+            wait_for(lambda: httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200)
+            text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+        finally:
+            code, logs, _ = stop_daemon(proc)
+    assert code == 0
+    assert 'harvester_records_total{outcome="inserted",source="repo"} 40.0' in text
+    assert 'harvester_runs_total{outcome="succeeded",source="repo"} 1.0' in text
+    assert 'harvester_http_responses_total{source="repo",status="200"}' in text
+    assert 'harvester_last_success_timestamp_seconds{source="repo"}' in text
+    assert "harvester_run_duration_seconds_bucket" in text
+    assert any(e["event"] == "metrics.serving" for e in logs)
+
+
+def test_health_reports_a_database_that_does_not_answer(tmp_path: Path) -> None:
+    from harvester.daemon import Daemon
+    from harvester.settings import load_settings
+    from storage.store import Store
+
+    config = write_config(
+        tmp_path / "d.yaml",
+        f"sqlite:///{tmp_path / 'd.db'}",
+        oai_source_block("repo", "http://127.0.0.1:9/oai"),
+    )
+    settings = load_settings(config)
+    broken = Store.open(f"sqlite:///{tmp_path}/missing-dir/x.db")
+    daemon = Daemon(settings, broken, "tests")
+    assert daemon.healthy() == "scheduler not running"
+    daemon.scheduler.start(paused=True)
+    try:
+        assert daemon.healthy() is None
+        broken.engine.dispose()
+        (tmp_path / "missing-dir" / "x.db").unlink()
+        (tmp_path / "missing-dir").rmdir()
+        problem = None
+        try:
+            problem = daemon.healthy()
+        except Exception as exc:
+            problem = str(exc)
+        assert problem  # the database is gone: unhealthy, with the reason
+    finally:
+        daemon.scheduler.shutdown(wait=False)
