@@ -152,10 +152,12 @@ class _Committer:
         lease_ttl: float,
         result: RunResult,
         quota_source: Any = None,
+        progress: Callable[[PageStats], None] | None = None,
     ) -> None:
         self.store, self.name, self.run_id, self.owner, self.lease_ttl = store, name, run_id, owner, lease_ttl
         self.result = result
         self.quota_source = quota_source
+        self.progress = progress
 
     def __call__(self, page: Page, incoming: list[Incoming], quarantined: list[Quarantined]) -> None:
         started = time.monotonic()
@@ -170,6 +172,8 @@ class _Committer:
         )
         self.result.stats += stats
         metrics.METRICS.page_committed(self.name, stats)
+        if self.progress is not None:
+            self.progress(self.result.stats)
         if self.quota_source is not None:
             states = self.quota_source.quota_states()
             save_quotas(self.store, self.name, states)
@@ -256,8 +260,12 @@ def harvest_source(
     stop: threading.Event | None = None,
     next_attempt: Callable[[], str | None] | None = None,
     lease_ttl: float = LEASE_TTL,
+    progress: Callable[[PageStats], None] | None = None,
 ) -> RunResult:
-    """Harvest ``source`` once, from its checkpoint up to now."""
+    """Harvest ``source`` once, from its checkpoint up to now.
+
+    ``progress`` is called with the run's running totals after every committed page.
+    """
     stop = stop or threading.Event()
     name = source.name
     if not store.acquire_lease(name, owner, lease_ttl):
@@ -275,7 +283,7 @@ def harvest_source(
                 source.restore_quotas(load_quotas(store, name))
             state = store.load_checkpoint(name)
             commit = _Committer(
-                store, name, run_id, owner, lease_ttl, result, source if quota_aware else None
+                store, name, run_id, owner, lease_ttl, result, source if quota_aware else None, progress
             )
             for page, incoming, quarantined in _prefetched(source, state, stop):
                 commit(page, incoming, quarantined)
