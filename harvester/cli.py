@@ -24,6 +24,7 @@ from harvester import __version__
 from harvester.doi import extract_doi, strict_doi
 from harvester.export import FORMATS
 from harvester.logs import configure_logging, register_secrets
+from harvester.progress import harvest_progress
 from harvester.runner import RunResult, harvest_source
 from harvester.settings import ConfigError, Settings, load_settings
 from harvester.sources import build_source
@@ -53,7 +54,10 @@ class Context:
         return self._settings
 
     def store(self, *, upgrade: bool = False) -> Store:
-        store = Store.open(self.settings.database.url, self.settings.merge.precedence)
+        merge = self.settings.merge
+        store = Store.open(
+            self.settings.database.url, merge.precedence, match_without_doi=merge.match_without_doi
+        )
         if upgrade:
             revision = store.upgrade()
             log.info("db.upgraded", revision=revision)
@@ -139,13 +143,19 @@ def harvest(ctx: Context, names: tuple[str, ...]) -> None:
     owner = default_owner()
     store.mark_stale_runs_interrupted()
     results: list[RunResult] = []
-    with _stop_on_signals() as stop:
+    with _stop_on_signals() as stop, harvest_progress() as bars:
+        if bars.active and sys.stderr.isatty():  # one terminal: log lines go above the bars
+            configure_logging(settings.logging.level, settings.logging.format, stream=sys.stderr)
         for source_settings in chosen:
             if stop.is_set():
                 break
             try:
                 source = build_source(source_settings, settings.http, stop)
-                results.append(harvest_source(source, store, owner=owner, stop=stop))
+                results.append(
+                    harvest_source(
+                        source, store, owner=owner, stop=stop, progress=bars.source(source_settings.name)
+                    )
+                )
             except Exception as exc:  # noqa: BLE001 - one failing source never stops the others
                 log.error("harvest.failed", source=source_settings.name, error=f"{type(exc).__name__}: {exc}")
                 results.append(RunResult(source_settings.name, "failed", error=str(exc)))
@@ -171,11 +181,24 @@ def run(ctx: Context) -> None:
 
 @main.command("status")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option(
+    "--conflicts",
+    is_flag=True,
+    help="List the identity conflicts instead: records with different DOIs sharing an identifier.",
+)
 @pass_ctx
-def status(ctx: Context, as_json: bool) -> None:
+def status(ctx: Context, as_json: bool, conflicts: bool) -> None:
     """Per source: last run, checkpoint, record counts, quarantine."""
     settings = ctx.settings
     store = ctx.store(upgrade=False)
+    if conflicts:
+        found = store.identity_conflicts()
+        store.close()
+        if as_json:
+            click.echo(json.dumps({"conflicts": found}, indent=2, sort_keys=True, ensure_ascii=False))
+        else:
+            _print_conflicts(found, sys.stdout)
+        return
     data = store.status()
     for source in settings.sources:  # configured sources that never ran are shown too
         data["sources"].setdefault(
@@ -199,6 +222,18 @@ def status(ctx: Context, as_json: bool) -> None:
         click.echo(json.dumps(data, indent=2, sort_keys=True))
         return
     _print_status(data, quarantine, sys.stdout)
+
+
+def _print_conflicts(conflicts: list[dict[str, Any]], out: TextIO) -> None:
+    """One paragraph per conflict: the identifier, then both records and their DOIs."""
+    out.write(f"identity conflicts: {len(conflicts)} (each record stays with its DOI)\n")
+    for c in conflicts:
+        mine, other = c["record"], c["other"]
+        out.write(
+            f"\n{c['scheme']}={c['value']}  first seen {c['first_seen']}, last seen {c['last_seen']}\n"
+            f"  {mine['source']}  {mine['key']}  doi {mine['doi'] or '-'}\n"
+            f"  {other['source']}  {other['key']}  doi {other['doi'] or '-'}\n"
+        )
 
 
 def _print_status(data: dict[str, Any], quarantine: list[dict[str, Any]], out: TextIO) -> None:
@@ -247,18 +282,74 @@ def _normalize_cli_doi(value: str) -> str:
 
 
 @main.command("show")
-@click.argument("doi")
+@click.argument("what")
 @pass_ctx
-def show(ctx: Context, doi: str) -> None:
-    """The merged work with per-field provenance and its source records, as JSON."""
+def show(ctx: Context, what: str) -> None:
+    """A work as JSON: merged fields, per-field provenance, its source records and why each is there.
+
+    WHAT is a DOI (any spelling), a work id, or a source record as SOURCE:KEY
+    (``repo:oai:repo.example.org:42``), which shows the record's work: the way to a
+    work without a DOI.
+    """
+    settings = ctx.settings
     store = ctx.store(upgrade=False)
-    normalized = strict_doi(doi) or extract_doi(doi)
-    work = store.work_by_doi(normalized) if normalized else None
+    source, _, key = what.partition(":")
+    normalized = None
+    if what.isdigit():
+        work = store.work_by_id(int(what))
+        label = f"id {what}"
+    elif (normalized := strict_doi(what)) is not None:
+        work = store.work_by_doi(normalized)
+        label = f"DOI {normalized!r}"
+    elif key and source in {s.name for s in settings.sources}:
+        work = store.work_of_record(source, key)
+        label = f"record {key!r} of {source}"
+    else:
+        normalized = extract_doi(what)
+        work = store.work_by_doi(normalized) if normalized else None
+        label = f"DOI {normalized or what!r}"
     store.close()
     if work is None:
-        click.echo(f"no work with DOI {normalized or doi!r}", err=True)
+        click.echo(f"no work with {label}", err=True)
         sys.exit(1)
     click.echo(json.dumps(work, indent=2, ensure_ascii=False))
+
+
+@main.command("reprocess")
+@click.option(
+    "--source", "source_name", default=None, help="Only this source (default: every configured one)."
+)
+@pass_ctx
+def reprocess(ctx: Context, source_name: str | None) -> None:
+    """Normalize the stored raw records again with the current code and recompute the works.
+
+    No network request is made. Records whose normalized form is unchanged write nothing;
+    running it twice changes nothing the second time. Exit 1 if a source failed or was
+    being harvested by another process (it is skipped), else 0.
+    """
+    from harvester.reprocess import reprocess_source  # noqa: PLC0415
+
+    settings = ctx.settings
+    if source_name is not None and source_name not in {s.name for s in settings.sources}:
+        click.echo(f"{ctx.config_path}: sources: no source named {source_name!r}", err=True)
+        sys.exit(2)
+    chosen = [settings.source(source_name)] if source_name else list(settings.sources)
+    store = ctx.store(upgrade=True)
+    if source_name is None:
+        for name in sorted(set(store.record_sources()) - {s.name for s in settings.sources}):
+            log.warning(
+                "reprocess.skipped", source=name, reason="not in the config, so its normalizer is unknown"
+            )
+    owner = default_owner()
+    outcomes: list[str] = []
+    with _stop_on_signals() as stop:
+        for source_settings in chosen:
+            if stop.is_set():
+                break
+            source = build_source(source_settings, settings.http, stop)
+            outcomes.append(reprocess_source(source, store, owner=owner, stop=stop).outcome)
+    store.close()
+    sys.exit(0 if all(o == "succeeded" for o in outcomes) and not stop.is_set() else 1)
 
 
 @main.command("export")
@@ -315,3 +406,38 @@ def _safe_url(url: str) -> str:
     from sqlalchemy.engine import make_url  # noqa: PLC0415
 
     return make_url(url).render_as_string(hide_password=True)
+
+
+@main.command("health")
+@pass_ctx
+def health(ctx: Context) -> None:
+    """Exit 0 when the daemon is healthy (container HEALTHCHECK), 1 with the reason otherwise.
+
+    With ``metrics`` configured, asks the running daemon's ``/healthz`` (scheduler running
+    and database answering); without, checks that the database answers.
+    """
+    settings = ctx.settings
+    problem: str | None = None
+    try:
+        if settings.metrics is not None:
+            import httpx  # noqa: PLC0415
+
+            host = "127.0.0.1" if settings.metrics.host in ("0.0.0.0", "::") else settings.metrics.host  # noqa: S104
+            response = httpx.get(f"http://{host}:{settings.metrics.port}/healthz", timeout=5)
+            if response.status_code != 200:
+                problem = response.text.strip() or f"HTTP {response.status_code}"
+        else:
+            from sqlalchemy import text  # noqa: PLC0415
+
+            store = ctx.store(upgrade=False)
+            try:
+                with store.engine.connect() as conn:
+                    conn.execute(text("SELECT 1"))
+            finally:
+                store.close()
+    except Exception as exc:  # noqa: BLE001 - any failure means unhealthy
+        problem = f"{type(exc).__name__}: {exc}"
+    if problem:
+        click.echo(f"unhealthy: {problem}", err=True)
+        sys.exit(1)
+    click.echo("healthy")
