@@ -272,6 +272,7 @@ def harvest_source(
         log.info("harvest.skipped", source=name, reason="another process is harvesting this source")
         source.close()
         return RunResult(name, "skipped")
+    store.mark_stale_runs_interrupted()  # e.g. the run of a replica that died holding this lease
     run_id = store.start_run(name, owner)
     result = RunResult(name, "running", run_id)
     started = time.monotonic()
