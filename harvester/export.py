@@ -1,6 +1,6 @@
-"""Exports of the live deduplicated works: JSON lines and CSV.
+"""Exports of the live deduplicated works: JSON lines, CSV, BibTeX, RIS and CSL-JSON.
 
-Both stream: works come from :meth:`storage.store.Store.iter_works` in id order,
+All stream: works come from :meth:`storage.store.Store.iter_works` in id order,
 batch by batch, and each is written as soon as it is read, so memory stays flat over
 a million works and the order is stable between runs.
 
@@ -8,6 +8,11 @@ JSON lines carry the exported work exactly as the contract fixes it. CSV flatten
 into :data:`CSV_COLUMNS` (documented in the README): lists are joined with ``"; "``,
 authors as ``Family, Given`` (or the name as written), subjects as
 ``scheme:code label``, identifiers as ``scheme:value``.
+
+BibTeX, RIS and CSL-JSON are the citation exports of :mod:`harvester.exports`
+(:func:`~harvester.exports.bibtex.write_bibtex`, :func:`~harvester.exports.ris.write_ris`,
+:func:`~harvester.exports.csl.write_csl_json`); :data:`FORMATS` maps each ``--format``
+name to its writer, ``writer(works, out) -> count``.
 """
 
 from __future__ import annotations
@@ -17,7 +22,17 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any, TextIO
 
-__all__ = ["CSV_COLUMNS", "FORMATS", "write_csv", "write_jsonl"]
+from harvester.exports import write_bibtex, write_csl_json, write_ris
+
+__all__ = [
+    "CSV_COLUMNS",
+    "FORMATS",
+    "write_bibtex",
+    "write_csl_json",
+    "write_csv",
+    "write_jsonl",
+    "write_ris",
+]
 
 CSV_COLUMNS: tuple[str, ...] = (
     "id",
@@ -109,4 +124,7 @@ def write_csv(works: Iterable[dict[str, Any]], out: TextIO) -> int:
 FORMATS: dict[str, Callable[[Iterable[dict[str, Any]], TextIO], int]] = {
     "jsonl": write_jsonl,
     "csv": write_csv,
+    "bibtex": write_bibtex,
+    "ris": write_ris,
+    "csl-json": write_csl_json,
 }
