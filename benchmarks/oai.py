@@ -57,8 +57,11 @@ def real_templates() -> list[str]:
                 continue
             dc = metadata[0]
             for element in list(dc):
-                if element.tag in (f"{DC}identifier", f"{DC}relation") and "10." in (element.text or ""):
-                    dc.remove(element)
+                value = element.text or ""
+                if element.tag in (f"{DC}identifier", f"{DC}relation") and (
+                    "10." in value or "oai:" in value
+                ):
+                    dc.remove(element)  # each benchmark record gets its own DOI; no shared OAI ids
             templates.append(etree.tostring(dc, encoding="unicode"))
     return templates
 
