@@ -17,6 +17,14 @@
   (source, raw_hash) so a bad record seen on every run is one row with a count.
 * ``source_leases``: which process is harvesting a source right now (with expiry, so a
   dead process loses it).
+* ``record_identifiers``: the secondary identifiers of each live record that make two
+  records one publication (``scopus_eid``, ``pmid``, ``arxiv``, ``oai``), indexed by
+  (scheme, value) so that a page finds the records sharing them with one index probe.
+  ``source_records.title_key`` is the indexed title blocking key, ``link_reason`` why
+  the record is in its work, ``home_work_id`` the last DOI-less work it formed (revived
+  when it is DOI-less again). See :mod:`harvester.identity`.
+* ``identity_conflicts``: records that share a secondary identifier with a record of
+  another DOI (the DOI wins; listed by ``harvester status --conflicts``).
 """
 
 from __future__ import annotations
@@ -48,7 +56,9 @@ __all__ = [
     "Base",
     "Checkpoint",
     "HarvestRun",
+    "IdentityConflict",
     "QuarantineItem",
+    "RecordIdentifier",
     "RecordUpdate",
     "SourceLease",
     "SourceRecord",
@@ -125,6 +135,45 @@ class SourceRecord(Base):
     normalized: Mapped[dict[str, Any]] = mapped_column(JSONType)
     first_seen: Mapped[dt.datetime]
     updated_at: Mapped[dt.datetime]
+    title_key: Mapped[str | None] = mapped_column(String(255), index=True)
+    link_reason: Mapped[str | None] = mapped_column(Text)
+    home_work_id: Mapped[int | None] = mapped_column(IdType)
+
+
+class RecordIdentifier(Base):
+    """A secondary identifier of a live source record (for matching; see harvester.identity)."""
+
+    __tablename__ = "record_identifiers"
+    __table_args__ = (
+        Index("ix_record_identifiers_scheme_value_source", "scheme", "value", "source"),
+        Index("ix_record_identifiers_source_key", "source", "key"),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(String(2048))
+    scheme: Mapped[str] = mapped_column(String(32))
+    value: Mapped[str] = mapped_column(String(512))
+
+
+class IdentityConflict(Base):
+    """A record sharing an identifier with a record of another DOI: one row per record and
+    identifier; ``other_*`` name the identifier's owner (its smallest DOI) and its first record."""
+
+    __tablename__ = "identity_conflicts"
+    __table_args__ = (Index("ix_identity_conflicts_scheme_value", "scheme", "value"),)
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(String(2048))
+    scheme: Mapped[str] = mapped_column(String(32))
+    value: Mapped[str] = mapped_column(String(512))
+    record_doi: Mapped[str | None] = mapped_column(String(512))
+    other_source: Mapped[str] = mapped_column(String(64))
+    other_key: Mapped[str] = mapped_column(String(2048))
+    other_doi: Mapped[str | None] = mapped_column(String(512))
+    first_seen: Mapped[dt.datetime]
+    last_seen: Mapped[dt.datetime]
 
 
 class Checkpoint(Base):

@@ -91,6 +91,7 @@ def test_harvest_status_show_export(tmp_path: Path, server: FakeOaiServer, db_ur
             "key": "oai:repo.example.org:3",
             "deleted": False,
             "datestamp": "2024-05-01T08:00:03Z",
+            "reason": "doi",
         }
     ]
     assert cli("--config", config, "show", "10.9999/unknown")[0] == 1

@@ -256,3 +256,105 @@ def test_retraction_notices_mark_their_target_and_never_merge_into_it(store: Sto
     work = store.work_by_doi(target)
     assert work is not None and work["retracted"] is False
     assert work["updated_by"] == [{"kind": "correction", "doi": "10.5555/erratum.1"}]
+
+
+# -- moves: records that gain, lose or change their DOI (issue 5) ----------------------------
+
+
+def work_of(store: Store, source: str, key: str) -> Any:
+    with store.engine.connect() as conn:
+        return conn.execute(
+            select(Work.id, Work.doi, Work.deleted, Work.merged_into, SourceRecord.link_reason)
+            .join(SourceRecord, SourceRecord.work_id == Work.id)
+            .where(SourceRecord.source == source, SourceRecord.key == key)
+        ).one()
+
+
+def work_row(store: Store, work_id: int) -> Any:
+    with store.engine.connect() as conn:
+        return conn.execute(select(Work.doi, Work.deleted, Work.merged_into).where(Work.id == work_id)).one()
+
+
+def no_orphans(store: Store) -> None:
+    """No live work without a live record, no live record in a tombstone."""
+    with store.engine.connect() as conn:
+        live_works = set(conn.execute(select(Work.id).where(Work.deleted.is_(False))).scalars())
+        pointed = set(
+            conn.execute(select(SourceRecord.work_id).where(SourceRecord.deleted.is_(False))).scalars()
+        )
+    assert pointed <= live_works, "a live record points at a tombstone"
+    assert live_works <= pointed, "a live work has no live record"
+
+
+def test_a_record_gaining_a_doi_moves_and_its_old_work_points_to_the_new_one(store: Store) -> None:
+    h = Harvest(store, "pure")
+    h.page(rec("oai:1", title="No DOI yet"))
+    own = work_of(store, "pure", "oai:1")
+    assert (own.doi, own.link_reason) == (None, "own")
+    Harvest(store, "crossref").page(rec(DOI, doi=DOI))
+    h.page(rec("oai:1", doi=DOI, stamp=T0 + dt.timedelta(days=1)))
+    now = work_of(store, "pure", "oai:1")
+    assert (now.doi, now.link_reason) == (DOI, "doi")
+    assert work_row(store, own.id) == (None, True, now.id)
+    no_orphans(store)
+
+
+def test_a_record_losing_its_doi_moves_back_to_the_work_it_came_from(store: Store) -> None:
+    h = Harvest(store, "pure")
+    h.page(rec("oai:1", title="No DOI yet"))
+    own = work_of(store, "pure", "oai:1").id
+    h.page(rec("oai:1", doi=DOI, stamp=T0 + dt.timedelta(days=1)))
+    doi_work = work_of(store, "pure", "oai:1").id
+    h.page(rec("oai:1", stamp=T0 + dt.timedelta(days=2)))
+    back = work_of(store, "pure", "oai:1")
+    assert (back.id, back.deleted, back.merged_into) == (own, False, None)  # revived, same id
+    assert work_row(store, doi_work) == (DOI, True, own)
+    no_orphans(store)
+
+
+def test_a_record_changing_its_doi_moves_and_both_works_are_recomputed(store: Store) -> None:
+    other = "10.5555/other.1"
+    h = Harvest(store, "pure")
+    h.page(rec("oai:1", doi=DOI, title="T"))
+    Harvest(store, "crossref").page(rec(DOI, doi=DOI, title="Crossref T"))
+    h.page(rec("oai:1", doi=other, title="T", stamp=T0 + dt.timedelta(days=1)))
+    assert store.work_by_doi(DOI)["sources"] == ["crossref"]  # type: ignore[index]
+    assert store.work_by_doi(other)["sources"] == ["pure"]  # type: ignore[index]
+    Harvest(store, "crossref").page(deleted(DOI, T0 + dt.timedelta(days=1)))
+    first = store.work_by_doi(DOI)
+    assert first is not None and first["deleted"] is True and "merged_into" not in first  # deleted, not moved
+    h.page(rec("oai:1", doi=DOI, stamp=T0 + dt.timedelta(days=2)))  # and back: the tombstone is revived
+    revived = store.work_by_doi(DOI)
+    assert revived is not None and revived["id"] == first["id"] and "deleted" not in revived
+    assert store.work_by_doi(other)["merged_into"] == first["id"]  # type: ignore[index]
+    no_orphans(store)
+
+
+def test_a_record_moving_back_and_forth_leaves_no_orphans_and_keeps_its_ids(store: Store) -> None:
+    h = Harvest(store, "pure")
+    Harvest(store, "scopus").page(rec("2-s2.0-1", title="S", identifiers=(("pmid", "42"),)))
+    seen: dict[tuple[str | None, bool], set[int]] = {}
+    for day, doi in enumerate([None, DOI, None, "10.5555/b.2", DOI, None, None, DOI, None]):
+        ids = (("pmid", "42"),) if day % 3 == 0 else ()  # with the PMID, a DOI-less oai:1 joins 2-s2.0-1
+        h.page(rec("oai:1", doi=doi, identifiers=ids, stamp=T0 + dt.timedelta(days=day)))
+        seen.setdefault((doi, bool(ids) and doi is None), set()).add(work_of(store, "pure", "oai:1").id)
+        no_orphans(store)
+    assert all(len(ids) == 1 for ids in seen.values()), seen  # each place keeps its id
+    assert count(store, Work) == len(seen)
+
+
+def test_doi_less_records_follow_when_the_record_they_matched_changes(store: Store) -> None:
+    """The DOI record that anchored a DOI-less one (by PMID) changes its DOI, then goes away."""
+    other = "10.5555/other.1"
+    Harvest(store, "pure").page(rec("oai:1", title="Repository copy", identifiers=(("pmid", "7"),)))
+    own = work_of(store, "pure", "oai:1").id
+    c = Harvest(store, "crossref")
+    c.page(rec(DOI, doi=DOI, identifiers=(("pmid", "7"),)))
+    assert work_of(store, "pure", "oai:1").doi == DOI
+    c.page(rec(DOI, doi=other, identifiers=(("pmid", "7"),), stamp=T0 + dt.timedelta(days=1)))
+    assert work_of(store, "pure", "oai:1").doi == other
+    assert work_row(store, store.work_by_doi(DOI)["id"]).merged_into is not None  # type: ignore[index]
+    c.page(deleted(DOI, T0 + dt.timedelta(days=2)))
+    back = work_of(store, "pure", "oai:1")
+    assert (back.id, back.doi, back.link_reason) == (own, None, "own")
+    no_orphans(store)
