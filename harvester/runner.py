@@ -226,6 +226,48 @@ def _iso(value: Any) -> str | None:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
 
 
+#: Run outcomes that could not be written (the database was away); written at the next chance.
+_PENDING: list[tuple[str, str, str | None]] = []
+_PENDING_LOCK = threading.Lock()
+
+
+def _finish(store: Store, name: str, owner: str, run_id: str, result: RunResult, source: Source) -> None:
+    """Record the outcome, save quotas and free the lease, each on its own.
+
+    When the database is the reason the run failed, these writes fail too; nothing here
+    may raise (the daemon must go on scheduling). The outcome is kept in memory and
+    written by the next run of any source; the lease expires by itself.
+    """
+    try:
+        if isinstance(source, QuotaAware):
+            save_quotas(store, name, source.quota_states())
+    except Exception as exc:  # noqa: BLE001 - best effort; the next run reads the API's headers again
+        log.warning("quota.unsaved", error=f"{type(exc).__name__}: {exc}")
+    try:
+        store.finish_run(run_id, result.outcome, result.error)
+    except Exception as exc:  # noqa: BLE001 - kept and written later
+        with _PENDING_LOCK:
+            _PENDING.append((run_id, result.outcome, result.error))
+        log.warning("run.unrecorded", error=f"{type(exc).__name__}: {exc}", outcome=result.outcome)
+    try:
+        store.release_lease(name, owner)
+    except Exception as exc:  # noqa: BLE001 - the lease expires by itself
+        log.warning("lease.unreleased", error=f"{type(exc).__name__}: {exc}")
+
+
+def _record_pending(store: Store) -> None:
+    with _PENDING_LOCK:
+        pending = list(_PENDING)
+        _PENDING.clear()
+    for i, (run_id, outcome, error) in enumerate(pending):
+        try:
+            store.finish_run(run_id, outcome, error)
+        except Exception:  # noqa: BLE001 - still away: keep them for the next time
+            with _PENDING_LOCK:
+                _PENDING.extend(pending[i:])
+            return
+
+
 class _LeaseKeeper:
     """Renews a lease every ttl/4 seconds in the background until stopped."""
 
@@ -268,6 +310,7 @@ def harvest_source(
     """
     stop = stop or threading.Event()
     name = source.name
+    _record_pending(store)
     if not store.acquire_lease(name, owner, lease_ttl):
         log.info("harvest.skipped", source=name, reason="another process is harvesting this source")
         source.close()
@@ -303,13 +346,8 @@ def harvest_source(
             result.error = redact(f"{type(exc).__name__}: {exc}")
         finally:
             result.seconds = round(time.monotonic() - started, 3)
-            try:
-                if isinstance(source, QuotaAware):
-                    save_quotas(store, name, source.quota_states())
-                store.finish_run(run_id, result.outcome, result.error)
-            finally:
-                store.release_lease(name, owner)
-                source.close()
+            source.close()
+            _finish(store, name, owner, run_id, result, source)
         counters = result.stats.as_dict()
         metrics.METRICS.run_finished(name, result.outcome, result.seconds, time.time())
         if result.outcome == "succeeded":
