@@ -31,6 +31,7 @@ import enum
 import ipaddress
 import random
 import re
+import socket
 import threading
 import time
 import zlib
@@ -281,15 +282,38 @@ def _check_target(request: httpx.Request) -> None:
     url = request.url
     if url.scheme not in ("http", "https"):
         raise FatalError(f"refusing to fetch a {url.scheme!r} URL")
-    host = url.host.lower().strip("[]")
+    host = url.host.lower().strip("[]").rstrip(".")
     if host in _BLOCKED_HOSTS:
         raise FatalError(f"refusing to fetch from {host} (cloud metadata)")
+    for found in _addresses(host, url.port or (443 if url.scheme == "https" else 80)):
+        mapped = found.ipv4_mapped if isinstance(found, ipaddress.IPv6Address) else None
+        address = mapped or found
+        if any(address in net for net in _BLOCKED_NETS):
+            raise FatalError(f"refusing to fetch from {host} ({address}: link-local or metadata address)")
+
+
+def _addresses(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """Every address ``host`` stands for: a literal in any spelling, or what DNS says.
+
+    Checking the literal text alone is bypassed by ``2852039166``, ``0xa9fea9fe``,
+    ``[::ffff:169.254.169.254]`` or a name that resolves to the metadata address. A name
+    that does not resolve is left to the request itself to fail.
+    """
     try:
-        address = ipaddress.ip_address(host)
+        return [ipaddress.ip_address(host)]
     except ValueError:
-        return
-    if any(address in net for net in _BLOCKED_NETS):
-        raise FatalError(f"refusing to fetch from {address} (link-local or metadata address)")
+        pass
+    try:
+        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return []
+    out: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = []
+    for info in infos:
+        try:
+            out.append(ipaddress.ip_address(str(info[4][0]).split("%")[0]))
+        except ValueError:
+            continue
+    return out
 
 
 @dataclass
@@ -318,7 +342,11 @@ class HttpClient:
         self.limiter = RateLimiter(self.rate_limit)
         timeout = httpx.Timeout(self.policy.timeout)
         self._client = httpx.Client(
-            headers={"User-Agent": self.policy.user_agent, **self.headers},
+            headers={
+                "User-Agent": self.policy.user_agent,
+                "Accept-Encoding": "gzip, deflate",
+                **self.headers,
+            },
             timeout=timeout,
             follow_redirects=True,
             max_redirects=5,
@@ -447,18 +475,7 @@ class HttpClient:
         try:
             with self._client.stream(method, url, params=params, data=data, headers=headers) as response:
                 self.requests_sent += 1
-                chunks: list[bytes] = []
-                size = 0
-                for chunk in response.iter_bytes():
-                    size += len(chunk)
-                    if size > cap:
-                        raise ResponseTooLarge(f"response from {shown_url} is larger than {cap} bytes")
-                    chunks.append(chunk)
-                    if time.monotonic() > deadline:
-                        raise RetryableError(
-                            f"response from {shown_url} took longer than {self.policy.total_timeout:.0f}s"
-                        )
-                body = b"".join(chunks)
+                body = _read_body(response, deadline, cap, shown_url, self.policy.total_timeout)
                 status = response.status_code
                 resp_headers = response.headers
                 encoding = response.charset_encoding
@@ -480,6 +497,52 @@ class HttpClient:
             seconds=round(elapsed, 3),
         )
         return FetchedResponse(status, resp_headers, body, shown_url, elapsed, encoding)
+
+
+def _read_body(response: httpx.Response, deadline: float, cap: int, url: str, total: float) -> bytes:
+    """The whole body, decompressed here (not by httpx) so that both limits hold per RAW chunk.
+
+    A deadline checked on decoded chunks never fires for a gzip body dripping slowly (the
+    decoder yields nothing until it has enough), and a cap on decoded output must stop a
+    bomb while it inflates, not after. Only gzip and deflate are asked for.
+    """
+    coding = response.headers.get("content-encoding", "").strip().lower()
+    decoder: Any = None
+    if coding in ("gzip", "x-gzip"):
+        decoder = zlib.decompressobj(wbits=47)  # gzip or zlib header, auto-detected
+    elif coding == "deflate":
+        decoder = zlib.decompressobj(wbits=15)
+    elif coding not in ("", "identity"):
+        raise FatalError(f"{url} answered with an unsupported Content-Encoding {coding!r}")
+    chunks: list[bytes] = []
+    size = 0
+    for raw in response.iter_raw():
+        if time.monotonic() > deadline:
+            raise RetryableError(f"response from {url} took longer than {total:.0f}s")
+        if decoder is None:
+            data = raw
+        else:
+            try:
+                data = decoder.decompress(raw, cap + 1 - size)
+            except zlib.error as exc:
+                if coding == "deflate" and size == 0 and not chunks:  # raw deflate without zlib header
+                    decoder = zlib.decompressobj(wbits=-15)
+                    data = decoder.decompress(raw, cap + 1 - size)
+                else:
+                    raise InvalidResponse(f"broken {coding} body from {url}: {exc}") from None
+            if decoder.unconsumed_tail:
+                raise ResponseTooLarge(f"{coding} body from {url} inflates past {cap} bytes")
+        size += len(data)
+        if size > cap:
+            raise ResponseTooLarge(f"response from {url} is larger than {cap} bytes")
+        chunks.append(data)
+    if decoder is not None:
+        tail = decoder.flush()
+        size += len(tail)
+        if size > cap:
+            raise ResponseTooLarge(f"response from {url} is larger than {cap} bytes")
+        chunks.append(tail)
+    return b"".join(chunks)
 
 
 def _gunzip(body: bytes, cap: int, url: str) -> bytes:

@@ -59,11 +59,25 @@ class RunResult:
         return self.outcome in ("succeeded", "skipped", "interrupted")
 
 
+#: A record larger than this is quarantined (with its first bytes), never normalized or merged.
+MAX_RECORD_BYTES = 10_000_000
+QUARANTINE_KEEP = 65_536
+
+
 def normalize_page(source: Source, page: Page) -> tuple[list[Incoming], list[Quarantined]]:
     """Normalize every raw record of a page; failures go to quarantine, with the reason."""
     incoming: list[Incoming] = []
     quarantined: list[Quarantined] = []
     for item in page.items:
+        if len(item.raw) > MAX_RECORD_BYTES:
+            reason = f"RecordTooLarge: {len(item.raw)} characters (the limit is {MAX_RECORD_BYTES})"
+            kept = (
+                item.raw[:QUARANTINE_KEEP]
+                + f"\n[... {len(item.raw) - QUARANTINE_KEEP} more characters not kept]"
+            )
+            quarantined.append(Quarantined(kept, reason, item.key))
+            log.warning("record.quarantined", key=item.key, reason=reason)
+            continue
         try:
             record = source.normalize(item)
         except Exception as exc:  # noqa: BLE001 - one bad record must never end a run

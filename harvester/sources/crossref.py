@@ -233,12 +233,21 @@ class CrossrefSource:
             }
             received = 0
             total = 0
+            seen: set[str] = set()
+            sent = 0
             try:
                 while True:
                     message = self._get(params)
                     items = message["items"]
                     total = int(message.get("total-results") or 0)
-                    received += len(items)
+                    seen.update(str(i.get("DOI", "")).lower() for i in items if isinstance(i, dict))
+                    received = len(seen)  # distinct DOIs: a page sent twice does not count twice
+                    sent += len(items)
+                    if len(items) == self.rows and sent > total + 2 * self.rows:
+                        raise FatalError(
+                            f"Crossref keeps sending full pages past total-results ({total}) for window "
+                            f"{window[0]}..{window[1]}; stopping instead of looping"
+                        )
                     raw_items = [_raw_item(item) for item in items]
                     if len(items) < self.rows:
                         if received >= total:

@@ -312,12 +312,13 @@ class ScopusSource:
         self, query: str, harvested: str, checkpoint: dict[str, Any]
     ) -> Generator[Page, None, int]:
         params: dict[str, Any] = {"query": query, "view": self.view, "count": COUNT[self.view], "cursor": "*"}
-        received = 0
+        seen: set[str] = set()
         while True:
             results = self._search(params)
             entries = _entries(results)
             total = _int(results.get("opensearch:totalResults")) or 0
-            received += len(entries)
+            seen.update(str(e.get("eid")) for e in entries)
+            received = len(seen)  # distinct EIDs: a page sent twice does not count twice
             items = [_raw_item(e, harvested) for e in entries]
             next_cursor = (
                 (results.get("cursor") or {}).get("@next")
@@ -333,6 +334,11 @@ class ScopusSource:
                 yield Page(items, checkpoint)
                 return received
             yield Page(items, None)
+            if next_cursor == params["cursor"]:
+                raise FatalError(
+                    f"Scopus source {self.name!r}: the cursor did not advance; stopping instead of looping "
+                    "(checkpoint not moved)"
+                )
             params["cursor"] = next_cursor
 
     def _offset_pages(
