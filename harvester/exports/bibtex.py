@@ -133,12 +133,15 @@ def entry_type(work_type: str | None) -> str:
 
 
 _AND = re.compile(r"\band\b", re.IGNORECASE)
+_MACRO_SPECIALS = frozenset({"\\", "~", "^"})
 
 
 def _name_part(text: str, *, keep_whole: bool = False) -> str:
     """A family or given name, braced when BibTeX would split it (a comma, the word "and")
     or when ``keep_whole``."""
     escaped = latex_escape(text, name=True)
+    if text in _MACRO_SPECIALS:  # a part that is one braced macro alone is not decoded back by parsers
+        return f"{{{ESCAPES[text]}}}"
     if keep_whole or _AND.search(text) or "," in text:
         return f"{{{escaped}}}"
     return escaped
