@@ -550,9 +550,41 @@ CROSSREF_WINDOW_FILTERS = frozenset(
 _FilterValue = Union[str, int, bool]  # noqa: UP007
 
 
-def _check_crossref_filters(value: dict[str, Any]) -> dict[str, Any]:
+def _filter_scalar(value: object) -> str | int | bool | None:
+    """A filter value as Crossref reads it; a YAML date (``2020-01-01`` unquoted) becomes ISO text."""
+    if isinstance(value, (str, int, bool)):
+        return value
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    return None
+
+
+def _check_crossref_filters(value: object) -> dict[str, Any]:
+    """Names known, values scalars or lists of scalars; each problem at its own key.
+
+    Checked by hand rather than by a pydantic union, whose error locations name the union
+    branch (``filter.type.str``) instead of the operator's key.
+    """
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a mapping, got {_kind(value)}")  # noqa: TRY004 - pydantic reports ValueError
     problems: list[tuple[tuple[str | int, ...], str]] = []
+    clean: dict[str, Any] = {}
     for name, item in value.items():
+        if isinstance(item, list):
+            values = [_filter_scalar(v) for v in item]
+            for i, v in enumerate(values):
+                if v is None:
+                    problems.append(
+                        ((str(name), i), f"expected a string, number or true/false, got {_kind(item[i])}")
+                    )
+            clean[str(name)] = values
+        else:
+            scalar = _filter_scalar(item)
+            if scalar is None:
+                problems.append(
+                    ((str(name),), f"expected a string, number, true/false or a list, got {_kind(item)}")
+                )
+            clean[str(name)] = scalar
         if name in CROSSREF_WINDOW_FILTERS:
             problems.append(
                 ((name,), "the harvester sets the date-window filters itself (use 'since' and 'date_field')")
@@ -563,7 +595,7 @@ def _check_crossref_filters(value: dict[str, Any]) -> dict[str, Any]:
             problems.append(((name,), "an empty list filters nothing out; remove the filter or give values"))
     if problems:
         raise _Problems(problems)
-    return value
+    return clean
 
 
 def _check_mailto(value: str) -> str:
@@ -584,7 +616,7 @@ class CrossrefSourceSettings(BaseSourceSettings):
     mailto: Annotated[str, AfterValidator(_check_mailto)] | None = None
     #: Crossref filters, passed through: a list repeats the filter (Crossref reads that as OR).
     filter: Annotated[
-        dict[str, _FilterValue | list[_FilterValue]], AfterValidator(_check_crossref_filters)
+        dict[str, _FilterValue | list[_FilterValue]], BeforeValidator(_check_crossref_filters)
     ] = Field(default_factory=dict)
     #: Which change date the day windows use: ``index`` (every reindex, incl. citation counts) or ``update``.
     date_field: Literal["index", "update"] = "index"
