@@ -454,14 +454,6 @@ def test_malformed_records_are_quarantined_and_listed_by_status(
     assert {(q["key"], q["reason"]) for q in data["quarantine"]} == set(reasons.items())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: one record with broken XML (an unescaped '&' in a title) makes its whole page "
-        "unparsable: the page is retried (same answer), the run fails, and every later run fails on "
-        "the same page; the record is never quarantined and its neighbours are never stored"
-    ),
-)
 def test_a_record_with_broken_xml_is_quarantined(store: Store, tmp_path: Path, db_url: str) -> None:
     broken = OaiRecord(
         "oai:repo.example.org:broken",

@@ -138,6 +138,97 @@ def parse_oai_xml(body: bytes, where: str) -> etree._Element:
 
 
 def _repair(body: bytes, error: etree.XMLSyntaxError, where: str) -> etree._Element:
+    try:
+        return _repair_known(body, error, where)
+    except InvalidResponse as failure:
+        salvaged = _salvage(_CONTROL.sub(b"", body), where)
+        if salvaged is None:
+            raise
+        log.warning("oai.page_salvaged", url=where, error=str(failure))
+        return salvaged
+
+
+BROKEN_NS = "urn:scholarly-harvester:unparsable-record"
+_END = re.compile(rb"</(?:[\w.-]+:)?OAI-PMH>\s*$")
+
+
+def _salvage(body: bytes, where: str) -> etree._Element | None:
+    """A complete page with one malformed record: keep the good records, flag the bad one.
+
+    Without this, one record with (say) an unescaped ``&`` makes the whole page fail on
+    every run, for ever, and its neighbours are never stored. Only a COMPLETE document
+    (it ends with ``</OAI-PMH>``) is salvaged — a truncated body stays an error and is
+    retried. The envelope (responseDate, request, resumption token) must parse on its
+    own. Each ``<record>`` is then parsed alone; a record that does not parse becomes a
+    placeholder record that carries its raw text, which normalization quarantines with
+    the parser's reason. Returns None when the page cannot be salvaged.
+    """
+    if not _END.search(body[-200:]):
+        return None
+    head = re.search(rb"<((?:[\w.-]+:)?)OAI-PMH[\s>]", body)
+    if head is None:
+        return None
+    prefix = re.escape(head.group(1))
+    spans = list(
+        re.finditer(rb"<" + prefix + rb"record[\s>].*?</" + prefix + rb"record\s*>", body, re.DOTALL)
+    )
+    if not spans:
+        return None
+    envelope = b"".join(body[a:b] for a, b in _gaps(spans, len(body)))
+    try:
+        root = etree.fromstring(envelope, parser=_parser())
+    except etree.XMLSyntaxError:
+        return None
+    container = root.find(f"{_O}ListRecords")
+    if container is None:
+        return None
+    token = container.find(f"{_O}resumptionToken")
+    insert_at = 0 if token is None else list(container).index(token)
+    start = spans[0].start()
+    bad = 0
+    for span in spans:
+        fragment = body[:start] + span.group(0) + body[spans[-1].end() :]
+        try:
+            one = etree.fromstring(fragment, parser=_parser()).find(f"{_O}ListRecords/{_O}record")
+        except etree.XMLSyntaxError as exc:
+            one = _placeholder(span.group(0), str(exc))
+            bad += 1
+        if one is None:
+            return None
+        container.insert(insert_at, one)
+        insert_at += 1
+    log.warning("oai.records_unparsable", url=where, unparsable=bad, kept=len(spans) - bad)
+    return root
+
+
+def _gaps(spans: list[re.Match[bytes]], size: int) -> list[tuple[int, int]]:
+    out, pos = [], 0
+    for span in spans:
+        out.append((pos, span.start()))
+        pos = span.end()
+    out.append((pos, size))
+    return out
+
+
+def _placeholder(raw: bytes, reason: str) -> etree._Element:
+    """An OAI record that stands for one that could not be parsed (it will be quarantined)."""
+    record = etree.Element(f"{_O}record")
+    header = etree.SubElement(record, f"{_O}header")
+    match = re.search(rb"<(?:[\w.-]+:)?identifier>\s*([^<]+?)\s*</", raw)
+    etree.SubElement(header, f"{_O}identifier").text = (
+        match.group(1).decode("utf-8", "replace") if match else "unknown"
+    )
+    stamp = re.search(rb"<(?:[\w.-]+:)?datestamp>\s*([^<]+?)\s*</", raw)
+    etree.SubElement(header, f"{_O}datestamp").text = (
+        stamp.group(1).decode("utf-8", "replace") if stamp else ""
+    )
+    metadata = etree.SubElement(record, f"{_O}metadata")
+    broken = etree.SubElement(metadata, f"{{{BROKEN_NS}}}unparsable", reason=reason)
+    broken.text = raw.decode("utf-8", "replace")
+    return record
+
+
+def _repair_known(body: bytes, error: etree.XMLSyntaxError, where: str) -> etree._Element:
     repaired = body
     repairs: list[str] = []
     if _CONTROL.search(repaired):
@@ -473,6 +564,8 @@ def normalize_oai_record(element: etree._Element) -> Record:
     payload = next(metadata.iterchildren(etree.Element), None) if metadata is not None else None
     if payload is None:
         raise NormalizationError("record without metadata and not marked deleted")
+    if payload.tag == f"{{{BROKEN_NS}}}unparsable":
+        raise NormalizationError(f"malformed XML in this record: {payload.get('reason')}")
     fields = normalize_metadata(payload)
     identifiers = tuple(sorted({("oai", key), *fields.pop("identifiers", ())}))
     return Record(key=key, datestamp=datestamp, identifiers=identifiers, **fields)
