@@ -378,18 +378,19 @@ def test_oai_errors_with_http_422(harvest: Harvest) -> None:
 
 
 def test_server_ignoring_from_stores_the_same(server: FakeOaiServer, harvest: Harvest) -> None:
-    """Every window gets the whole repository. Dedup by key makes the copies no-ops.
-
-    The harvester does not notice (no event says that records came from outside the window):
-    a gap, reported; this test only asserts that the store is right.
+    """Every window gets the whole repository: once the harvester sees records from before
+    a window (``oai.window_ignored``), it asks for the rest of the range as ONE window
+    (``oai.from_ignored``) instead of fetching everything once per window. The store is
+    exactly a fault-free harvest's.
     """
     server.faults.ignore_from = True
     result = harvest(window="7d")
     assert result.outcome == "succeeded", result.error
     harvest.assert_complete()
-    windows = server.faults.served["ignore_from"]
-    assert windows == 5
-    assert result.stats.fetched == 5 * 61 and result.stats.inserted == 60 and result.stats.deleted == 1
+    assert server.faults.served["ignore_from"] == 3  # window 1 cannot tell, window 2 tells, then one more
+    assert result.stats.fetched == 3 * 61 and result.stats.inserted == 60 and result.stats.deleted == 1
+    assert events(harvest.logs, "oai.window_ignored")
+    assert events(harvest.logs, "oai.from_ignored")
 
 
 def test_duplicates_across_pages_are_stored_once(server: FakeOaiServer, harvest: Harvest) -> None:

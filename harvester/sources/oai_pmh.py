@@ -345,6 +345,10 @@ def _parse_stamp(text: str | None) -> dt.datetime | None:
     return value.astimezone(dt.UTC)
 
 
+def granule_of(granularity: str) -> dt.timedelta:
+    return dt.timedelta(days=1) if granularity == DAY else dt.timedelta(seconds=1)
+
+
 def _iso(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -373,6 +377,8 @@ class OaiPmhSource:
         self.window = window
         self.max_empty_pages = max_empty_pages
         self._sickle = _HttpxSickle(url, client)
+        self._ignores_from = False
+        self._warned_window = False
 
     @property
     def scope(self) -> str:
@@ -446,6 +452,14 @@ class OaiPmhSource:
             return
         while start <= upper:
             end = min(start + self.window - granule, upper)
+            if self._ignores_from:
+                # The server sent records from before the window: it ignores ``from``, so
+                # each window would bring the whole repository again. One last window up
+                # to now is right whether or not it honours ``until``.
+                end = upper
+                log.warning(
+                    "oai.from_ignored", action="one window for the rest of the range", until=_iso(upper)
+                )
             yield from self._window(start, end, identity, through)
             through = end
             start = end + granule
@@ -507,6 +521,8 @@ class OaiPmhSource:
             except oaiexceptions.OAIError as exc:
                 raise FatalError(f"OAI error from {self.url}: {type(exc).__name__}: {exc}") from None
             items = self._items(response.xml)
+            if w_from is not None:
+                self._check_window(items, w_from, w_until, granule_of(g))
             next_token = iterator.resumption_token.token if iterator.resumption_token else None
             next_token = next_token.strip() if next_token else None
             if not next_token:
@@ -522,6 +538,27 @@ class OaiPmhSource:
             if empty_run > self.max_empty_pages:
                 raise FatalError(f"{self.url} sent {empty_run} pages without records in a row; stopping")
             yield Page(items, {**base, "window": window, "token": next_token})
+
+    def _check_window(
+        self, items: list[RawItem], w_from: dt.datetime, w_until: dt.datetime, granule: dt.timedelta
+    ) -> None:
+        """Notice a server that ignores ``from``/``until`` (DOAJ does): records outside the window."""
+        before = after = False
+        for item in items:
+            stamp = _parse_stamp(item.parsed.findtext(f"{_O}header/{_O}datestamp"))
+            if stamp is None:
+                continue
+            before = before or stamp < w_from - granule
+            after = after or stamp > w_until + granule
+        self._ignores_from = self._ignores_from or before
+        if (before or after) and not self._warned_window:
+            self._warned_window = True
+            log.warning(
+                "oai.window_ignored",
+                window={"from": _iso(w_from), "until": _iso(w_until)},
+                records_before=before,
+                records_after=after,
+            )
 
     def _items(self, tree: etree._Element) -> list[RawItem]:
         container = tree.find(f"{_O}ListRecords")
