@@ -524,6 +524,10 @@ def _read_body(response: httpx.Response, deadline: float, cap: int, url: str, to
         else:
             try:
                 data = decoder.decompress(raw, cap + 1 - size)
+                while decoder.eof and decoder.unused_data and coding != "deflate":  # next gzip member
+                    rest = decoder.unused_data
+                    decoder = zlib.decompressobj(wbits=47)
+                    data += decoder.decompress(rest, cap + 1 - size - len(data))
             except zlib.error as exc:
                 if coding == "deflate" and size == 0 and not chunks:  # raw deflate without zlib header
                     decoder = zlib.decompressobj(wbits=-15)

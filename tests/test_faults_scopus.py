@@ -37,9 +37,10 @@ fault (issue 8 / catalogue) → test → what it proves
   with a reason naming its size, the rest stored. (Until da7b10e: stored whole.)
 * OAI errors with HTTP 422 → n/a: OAI-only (Scopus 4xx answers are service-errors: 401/403
   entitlement, 400 refused; see ``test_scopus_harvest.py``).
-* badResumptionToken → ``test_expired_cursor_ends_the_run_and_the_rerun_completes`` → Scopus'
-  equivalent, a 400 "Invalid cursor value": the run fails (``through`` unchanged), the next run
-  redoes the window. It does not restart the window at once as Crossref does (a gap).
+* badResumptionToken → ``test_expired_cursor_restarts_the_window`` and
+  ``test_a_cursor_refused_twice_ends_the_run_and_the_rerun_completes`` → Scopus' equivalent, a
+  400 "Invalid cursor value": the window is fetched again at once; refused twice, the run
+  fails (``through`` unchanged) and the next run redoes the window.
 * repeated token → ``test_a_stuck_cursor_never_moves_the_checkpoint_past_unstored_records`` →
   ``@next`` repeats the cursor sent: the run stops (``harvest.failed``), the checkpoint is not
   moved, the rerun completes. (Until da7b10e: DATA LOSS — the repeats counted toward
@@ -341,19 +342,32 @@ def test_500_on_a_later_page_ends_the_run_and_the_rerun_completes(
     harvest.assert_complete()
 
 
-def test_expired_cursor_ends_the_run_and_the_rerun_completes(server: FakeScopus, harvest: Harvest) -> None:
+def test_expired_cursor_restarts_the_window(server: FakeScopus, harvest: Harvest) -> None:
     """Scopus' equivalent of badResumptionToken: the API answers an unknown cursor with a 400.
 
-    The source ends the run (the window is fetched again by the next run, from ``through``);
-    unlike Crossref it does not restart the window at once (reported as a gap, not a bug).
+    The source fetches the window again at once (``scopus.cursor_invalid``), as Crossref
+    does for an expired cursor; a second refusal in the same window ends the run with the
+    checkpoint where it was, and the next run completes.
     """
     refused = json.dumps(service_error("INVALID_INPUT", "Invalid cursor value")).encode()
     server.faults.on_request(2, status=400, headers=JSON, body=refused)
+    result = harvest()
+    assert result.outcome == "succeeded", result.error
+    assert events(harvest.logs, "scopus.cursor_invalid")
+    harvest.assert_complete()
+
+
+def test_a_cursor_refused_twice_ends_the_run_and_the_rerun_completes(
+    server: FakeScopus, harvest: Harvest
+) -> None:
+    refused = json.dumps(service_error("INVALID_INPUT", "Invalid cursor value")).encode()
+    for k in (2, 4):  # the second page of the window, and again after the restart
+        server.faults.on_request(k, status=400, headers=JSON, body=refused)
     failed = harvest()
     assert failed.outcome == "failed" and "Invalid cursor value" in (failed.error or "")
     assert harvest.store.load_checkpoint(SOURCE) is None
     [failure] = events(harvest.logs, "harvest.failed")
-    assert "INVALID_INPUT" in failure["error"]
+    assert "cursor refused twice" in failure["error"]
     again = harvest()
     assert again.outcome == "succeeded", again.error
     harvest.assert_complete()

@@ -77,6 +77,10 @@ class _NotFound(Exception):
     pass
 
 
+class _CursorInvalid(Exception):
+    pass
+
+
 class ScopusSource:
     """Scopus Search (see the module docstring)."""
 
@@ -222,6 +226,8 @@ class ScopusSource:
                 raise _ViewRefused(text)
             if response.status_code == 404:
                 raise _NotFound(text)
+            if response.status_code == 400 and "cursor" in text.lower():
+                raise _CursorInvalid(text)
             if response.status_code in (401, 403):
                 raise FatalError(
                     f"Scopus source {self.name!r}: the API key is not entitled to this request "
@@ -285,11 +291,17 @@ class ScopusSource:
     ) -> Generator[Page, None, int]:
         query = self._window_query(a, b)
         harvested = b.isoformat()
+        restarts = 0
         while True:
             try:
                 if self._cursor_ok:
                     return (yield from self._cursor_pages(query, harvested, checkpoint))
                 return (yield from self._offset_pages(query, harvested, checkpoint))
+            except _CursorInvalid as exc:
+                restarts += 1
+                if restarts > 1:
+                    raise FatalError(f"Scopus source {self.name!r}: cursor refused twice ({exc})") from None
+                log.warning("scopus.cursor_invalid", reason=str(exc), action="harvesting the window again")
             except _CursorRefused as exc:
                 log.warning(
                     "scopus.cursor_refused", reason=str(exc), action="offset paging (5,000 results at most)"
@@ -346,14 +358,15 @@ class ScopusSource:
     ) -> Generator[Page, None, int]:
         count = COUNT[self.view]
         start = 0
-        received = 0
+        seen: set[str] = set()
         while True:
             results = self._search({"query": query, "view": self.view, "count": count, "start": start})
             total = _int(results.get("opensearch:totalResults")) or 0
             if start == 0 and total > OFFSET_CAP:
                 raise _TooManyForOffsets
             entries = _entries(results)
-            received += len(entries)
+            seen.update(str(e.get("eid")) for e in entries)
+            received = len(seen)  # distinct EIDs: a repeated entry does not hide a missing one
             items = [_raw_item(e, harvested) for e in entries]
             start += count
             if not entries or start >= total:
