@@ -112,7 +112,10 @@ _LIGHT = (
     SR.c.title_key,
     SR.c.link_reason,
     SR.c.home_work_id,
-    W.c.doi.label("work_doi"),
+    # A correlated scalar subquery, not an outer join: the planner must not choose to scan
+    # (or hash) all of ``works`` for the few records a page looks up — PostgreSQL did, on
+    # freshly filled tables without statistics, and the page cost grew with the store.
+    select(W.c.doi).where(W.c.id == SR.c.work_id).correlate(SR).scalar_subquery().label("work_doi"),
 )
 #: Values per identity lookup statement: one statement for a whole page (SQLite >= 3.32
 #: takes 32766 parameters, PostgreSQL 65535); the older paths keep 900.
@@ -527,11 +530,7 @@ class Store:
             columns.append(SR.c.normalized)
         out: dict[str, Any] = {}
         for chunk in _chunks(keys, 900):
-            stmt = (
-                select(*columns)
-                .select_from(SR.outerjoin(W, W.c.id == SR.c.work_id))
-                .where(SR.c.source == source, SR.c.key.in_(chunk))
-            )
+            stmt = select(*columns).select_from(SR).where(SR.c.source == source, SR.c.key.in_(chunk))
             for row in conn.execute(stmt):
                 out[row.key] = row
         return out
@@ -944,7 +943,7 @@ class Store:
         cap: Any = bindparam("cap")
         return (
             select(*_LIGHT, ranked.c.holders)
-            .select_from(ranked.join(SR, SR.c.id == ranked.c.ranked_id).outerjoin(W, W.c.id == SR.c.work_id))
+            .select_from(ranked.join(SR, SR.c.id == ranked.c.ranked_id))
             .where(or_(ranked.c.holders <= cap, ranked.c.rank == 1), SR.c.deleted == false())
         )
 
@@ -993,9 +992,9 @@ class Store:
         return (
             select(*_LIGHT, RI.c.scheme, RI.c.value, ranked.c.holders)
             .select_from(
-                ranked.join(RI, RI.c.id == ranked.c.ranked_id)
-                .join(SR, and_(SR.c.source == RI.c.source, SR.c.key == RI.c.key))
-                .outerjoin(W, W.c.id == SR.c.work_id)
+                ranked.join(RI, RI.c.id == ranked.c.ranked_id).join(
+                    SR, and_(SR.c.source == RI.c.source, SR.c.key == RI.c.key)
+                )
             )
             .where(or_(ranked.c.holders <= cap, ranked.c.rank == 1), SR.c.deleted == false())
         )
@@ -1010,11 +1009,7 @@ class Store:
     def _records_in_works(self, conn: Connection, work_ids: set[int]) -> list[Any]:
         out: list[Any] = []
         for chunk in _chunks(sorted(work_ids), _LOOKUP_CHUNK):
-            stmt = (
-                select(*_LIGHT)
-                .select_from(SR.outerjoin(W, W.c.id == SR.c.work_id))
-                .where(SR.c.work_id.in_(chunk), SR.c.deleted == false())
-            )
+            stmt = select(*_LIGHT).select_from(SR).where(SR.c.work_id.in_(chunk), SR.c.deleted == false())
             out.extend(conn.execute(stmt))
         return out
 
