@@ -47,7 +47,6 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -89,7 +88,8 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         return value.astimezone(dt.UTC)
 
 
-JSONType = JSON().with_variant(JSONB(), "postgresql")
+#: Plain JSON on both databases (migration 0005): never queried inside, written on every page.
+JSONType = JSON()
 IdType = BigInteger().with_variant(Integer(), "sqlite")
 
 

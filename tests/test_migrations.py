@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,7 @@ def alembic(engine: Engine, action: str, revision: str) -> None:
 
 
 def test_the_migrated_schema_is_the_models_schema(empty: Engine) -> None:
-    assert upgrade(empty) == head_revision() == "0004"
+    assert upgrade(empty) == head_revision() == "0005"
     assert differences(empty) == []
 
 
@@ -55,7 +56,7 @@ def test_downgrade_to_base_and_upgrade_again(empty: Engine) -> None:
     alembic(empty, "downgrade", "base")
     assert set(inspect(empty).get_table_names()) <= {"alembic_version"}
     assert current_revision(empty) is None
-    assert upgrade(empty) == "0004"
+    assert upgrade(empty) == "0005"
     assert differences(empty) == []
 
 
@@ -79,3 +80,21 @@ def test_0004_keeps_existing_records(empty: Engine) -> None:
     with empty.connect() as conn:
         row = conn.execute(text("SELECT key, work_id, title_key, link_reason FROM source_records")).one()
     assert (row.key, row.title_key, row.link_reason) == ("oai:1", None, None)
+
+
+def test_0005_keeps_json_documents(empty: Engine) -> None:
+    upgrade(empty, "0004")
+    with empty.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO works (doi, data, provenance, deleted, created_at, updated_at) VALUES "
+                '(\'10.1234/y\', \'{"title": "T", "keywords": ["a"]}\', \'{"title": "s"}\', false, '
+                "'2024-01-01 00:00:00+00', '2024-01-01 00:00:00+00')"
+            )
+        )
+    upgrade(empty)
+    alembic(empty, "downgrade", "0004")
+    upgrade(empty)
+    with empty.connect() as conn:
+        data = conn.execute(text("SELECT data FROM works")).scalar_one()
+    assert (json.loads(data) if isinstance(data, str) else data) == {"title": "T", "keywords": ["a"]}

@@ -31,7 +31,9 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(length=32), nullable=False),
         sa.Column("target_doi", sa.String(length=512), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_record_updates"),
-        sa.UniqueConstraint("source", "key", "kind", "target_doi", name="uq_record_updates_source_key_kind_target"),
+        sa.UniqueConstraint(
+            "source", "key", "kind", "target_doi", name="uq_record_updates_source_key_kind_target"
+        ),
     )
     op.create_index("ix_record_updates_target_doi", "record_updates", ["target_doi"])
 
