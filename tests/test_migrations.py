@@ -98,3 +98,10 @@ def test_0005_keeps_json_documents(empty: Engine) -> None:
     with empty.connect() as conn:
         data = conn.execute(text("SELECT data FROM works")).scalar_one()
     assert (json.loads(data) if isinstance(data, str) else data) == {"title": "T", "keywords": ["a"]}
+
+
+@pytest.mark.parametrize("revision", ["0001", "0002", "0003", "0004"])
+def test_upgrade_from_every_earlier_revision(empty: Engine, revision: str) -> None:
+    assert upgrade(empty, revision) == revision
+    assert upgrade(empty) == head_revision()
+    assert differences(empty) == []
