@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import html
 import re
+import threading
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from typing import Literal
@@ -339,11 +340,8 @@ def _xml_tokens(text: str) -> list[_Token] | None:
     body = re.sub(r"^\s*<\?xml[^>]*\?>", "", text)
     body = re.sub(r"&(?!#[0-9]+;|#[xX][0-9A-Fa-f]+;|[A-Za-z][A-Za-z0-9]*;)", "&amp;", body)
     body = re.sub(r"&([A-Za-z][A-Za-z0-9]*);", _entity_to_charref, body)
-    parser = etree.XMLParser(
-        resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, recover=False
-    )
     try:
-        root = etree.fromstring(f"{_WRAP_OPEN}{body}</root>", parser)
+        root = etree.fromstring(f"{_WRAP_OPEN}{body}</root>", _jats_parser())
     except (etree.XMLSyntaxError, ValueError):  # ValueError: lxml refuses some strings outright
         return None
     tokens: list[_Token] = []
@@ -361,11 +359,30 @@ def _entity_to_charref(match: re.Match[str]) -> str:
     return "".join(f"&#{ord(ch)};" for ch in decoded)
 
 
+_PARSERS = threading.local()  # an lxml parser must not be shared between threads
+_LOCAL_NAMES: dict[str, str] = {}
+
+
+def _jats_parser() -> etree.XMLParser:
+    parser = getattr(_PARSERS, "jats", None)
+    if parser is None:
+        parser = etree.XMLParser(
+            resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, recover=False
+        )
+        _PARSERS.jats = parser
+    return parser
+
+
 def _local_name(element: etree._Element) -> str | None:
     tag = element.tag
     if not isinstance(tag, str):
         return None  # comment or processing instruction
-    return etree.QName(tag).localname.lower()
+    name = _LOCAL_NAMES.get(tag)
+    if name is None:
+        name = tag.rpartition("}")[2].lower()
+        if len(_LOCAL_NAMES) < 4096:
+            _LOCAL_NAMES[tag] = name
+    return name
 
 
 def _walk(element: etree._Element, tokens: list[_Token], *, in_section: bool) -> None:
