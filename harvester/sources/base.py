@@ -13,13 +13,54 @@ resumption token). A page whose ``checkpoint`` is None leaves the stored state a
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from harvester.record import Record
 
-__all__ = ["Enriching", "NormalizationError", "Page", "QuotaAware", "QuotaState", "RawItem", "Source"]
+__all__ = [
+    "Enriching",
+    "NormalizationError",
+    "Page",
+    "QuotaAware",
+    "QuotaState",
+    "RawItem",
+    "Source",
+    "http_url",
+    "is_iso_date",
+    "preview",
+]
+
+
+_HTTP_URL = re.compile(r"https?://\S+", re.IGNORECASE)
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def http_url(value: Any) -> str | None:
+    """``value`` when it is an http(s) URL without spaces (trimmed), else None."""
+    if not isinstance(value, str):
+        return None
+    url = value.strip()
+    return url if _HTTP_URL.fullmatch(url) else None
+
+
+def is_iso_date(text: Any) -> bool:
+    """A real calendar date in ``YYYY-MM-DD`` form (not 2026-02-30)."""
+    if not isinstance(text, str) or not _ISO_DATE.fullmatch(text):
+        return False
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
+def preview(value: Any) -> str:
+    """A short ``repr`` of a bad value for an error message (at most 80 characters)."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 class NormalizationError(ValueError):

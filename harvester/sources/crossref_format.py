@@ -36,6 +36,9 @@ from harvester.doi import strict_doi
 from harvester.identifiers import normalize_isbn, normalize_issn, normalize_language, normalize_orcid
 from harvester.record import TYPES, Author, CitationCount, Issn, PartialDate, Subject
 from harvester.sources.base import NormalizationError
+from harvester.sources.base import http_url as _http_url
+from harvester.sources.base import is_iso_date as _is_iso_date
+from harvester.sources.base import preview as _preview
 from harvester.text import clean_text, jats_to_text
 
 __all__ = [
@@ -539,25 +542,3 @@ def _scalar_text(value: Any) -> str | None:
     if isinstance(value, int):
         return str(value) if 0 <= value < 10**15 else None
     return _text(value)
-
-
-def _http_url(value: Any) -> str | None:
-    if not isinstance(value, str):
-        return None
-    url = value.strip()
-    return url if _HTTP_URL.fullmatch(url) else None
-
-
-def _is_iso_date(text: str) -> bool:
-    if not _ISO_DATE.fullmatch(text):
-        return False
-    try:
-        dt.date.fromisoformat(text)
-    except ValueError:  # 2026-02-30
-        return False
-    return True
-
-
-def _preview(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."

@@ -46,6 +46,9 @@ from harvester.doi import strict_doi
 from harvester.identifiers import normalize_isbn, normalize_issn, normalize_orcid, normalize_pmid
 from harvester.record import Author, CitationCount, Issn, PartialDate, Subject
 from harvester.sources.base import NormalizationError
+from harvester.sources.base import http_url as _http_url
+from harvester.sources.base import is_iso_date as _is_iso_date
+from harvester.sources.base import preview as _preview
 from harvester.text import clean_block, clean_text, split_keywords
 
 __all__ = [
@@ -776,25 +779,3 @@ def _id_text(value: Any) -> str | None:
 def _seq(value: Any) -> int | None:
     text = _id_text(value)
     return int(text) if text is not None else None
-
-
-def _http_url(value: Any) -> str | None:
-    if not isinstance(value, str):
-        return None
-    url = value.strip()
-    return url if _HTTP_URL.fullmatch(url) else None
-
-
-def _is_iso_date(text: str) -> bool:
-    if not isinstance(text, str) or not _ISO_DATE.fullmatch(text):
-        return False
-    try:
-        dt.date.fromisoformat(text)
-    except ValueError:  # 2026-02-30
-        return False
-    return True
-
-
-def _preview(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
