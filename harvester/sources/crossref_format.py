@@ -131,8 +131,6 @@ _DATE_FIELDS = ("published", "published-print", "published-online", "issued")
 # The change timestamp: indexed (every reindex), else deposited, else created.
 _STAMP_FIELDS = ("indexed", "deposited", "created")
 
-_HTTP_URL = re.compile(r"https?://\S+", re.IGNORECASE)
-_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _COUNT = re.compile(r"[0-9]{1,15}")
 # Until 2017 the API wrote ISSNs and ISBNs as URLs (CrossRef/rest-api-doc#214); stored
 # payloads from then still carry them.

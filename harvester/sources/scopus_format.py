@@ -128,9 +128,7 @@ _RETRACTED_SUBTYPE = "tb"
 
 _EID = re.compile(r"2-s2\.0-([0-9]{1,20})")
 _DIGITS = re.compile(r"[0-9]{1,15}")
-_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _LOAD_DATE = re.compile(r"([0-9]{4})-?([0-9]{2})-?([0-9]{2})")
-_HTTP_URL = re.compile(r"https?://\S+", re.IGNORECASE)
 _ASJC = re.compile(r"[1-9][0-9]{3}")
 _PII = re.compile(r"[SB][0-9]{4}[0-9X]{12,20}")
 _PII_PUNCTUATION = re.compile(r"[\s()\-.]")
