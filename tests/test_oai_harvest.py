@@ -273,3 +273,65 @@ def test_unusable_records_are_quarantined_not_fatal(
     assert (result.stats.inserted, result.stats.quarantined) == (10, 1)
     [item] = store.quarantine_items()
     assert item["key"] == "oai:repo.example.org:marc" and "unsupported metadata format" in item["reason"]
+
+
+def test_a_list_shorter_than_its_complete_list_size_is_reported(
+    store: Store, tmp_path: Path, db_url: str
+) -> None:
+    """A server that loses records between pages (its completeListSize says 4, 3 come) is
+    not silent: ``oai.list_short`` names the window; what came is stored."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    def record(i: int) -> str:
+        return (
+            f"<record><header><identifier>oai:short:{i}</identifier><datestamp>2024-05-01T08:00:0{i}Z</datestamp>"
+            f"</header><metadata><oai_dc:dc xmlns:oai_dc='http://www.openarchives.org/OAI/2.0/oai_dc/' "
+            f"xmlns:dc='http://purl.org/dc/elements/1.1/'><dc:title>Short list record {i}</dc:title>"
+            f"</oai_dc:dc></metadata></record>"
+        )
+
+    head = "<?xml version='1.0'?><OAI-PMH xmlns='http://www.openarchives.org/OAI/2.0/'><responseDate>2024-06-01T12:00:00Z</responseDate><request>x</request>"
+    pages = {
+        "Identify": head
+        + "<Identify><repositoryName>x</repositoryName><baseURL>x</baseURL><protocolVersion>2.0"
+        "</protocolVersion><adminEmail>a@b.c</adminEmail><earliestDatestamp>2024-05-01T00:00:00Z</earliestDatestamp>"
+        "<deletedRecord>no</deletedRecord><granularity>YYYY-MM-DDThh:mm:ssZ</granularity></Identify></OAI-PMH>",
+        "first": head
+        + f"<ListRecords>{record(1)}{record(2)}<resumptionToken completeListSize='4' cursor='0'>t1"
+        "</resumptionToken></ListRecords></OAI-PMH>",
+        "t1": head + f"<ListRecords>{record(3)}<resumptionToken completeListSize='4' cursor='2'/>"
+        "</ListRecords></OAI-PMH>",
+    }
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            query = self.path.split("?", 1)[-1]
+            key = (
+                "Identify"
+                if "verb=Identify" in query
+                else ("t1" if "resumptionToken=t1" in query else "first")
+            )
+            body = pages[key].encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/xml")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/oai"
+        with capture_logs() as logs:
+            result = harvest(settings_for(tmp_path, db_url, url, window="3650d"), store)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.outcome == "succeeded", result.error
+    assert len(live_records(store)) == 3
+    [short] = [e for e in logs if e["event"] == "oai.list_short"]
+    assert (short["announced"], short["received"]) == (4, 3)

@@ -345,6 +345,13 @@ def _parse_stamp(text: str | None) -> dt.datetime | None:
     return value.astimezone(dt.UTC)
 
 
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+
+
 def granule_of(granularity: str) -> dt.timedelta:
     return dt.timedelta(days=1) if granularity == DAY else dt.timedelta(seconds=1)
 
@@ -506,6 +513,8 @@ class OaiPmhSource:
 
         seen_tokens: set[str] = {token} if token else set()
         empty_run = 0
+        listed: set[str] = set()  # identifiers received in this list, to compare with completeListSize
+        announced: int | None = None
         while True:
             try:
                 response = next(iterator)
@@ -523,9 +532,16 @@ class OaiPmhSource:
             items = self._items(response.xml)
             if w_from is not None:
                 self._check_window(items, w_from, w_until, granule_of(g))
+            listed.update(item.key for item in items if item.key)
+            if announced is None and iterator.resumption_token is not None:
+                announced = _int_or_none(iterator.resumption_token.complete_list_size)
             next_token = iterator.resumption_token.token if iterator.resumption_token else None
             next_token = next_token.strip() if next_token else None
             if not next_token:
+                if token is None and announced is not None and len(listed) < announced:
+                    # Not fatal (servers miscount, e.g. deleted records they then omit),
+                    # but never silent: the operator sees which list came back short.
+                    log.warning("oai.list_short", window=window, announced=announced, received=len(listed))
                 yield Page(items, done)
                 return
             if next_token in seen_tokens:
