@@ -56,7 +56,10 @@ class Context:
     def store(self, *, upgrade: bool = False) -> Store:
         merge = self.settings.merge
         store = Store.open(
-            self.settings.database.url, merge.precedence, match_without_doi=merge.match_without_doi
+            self.settings.database.url,
+            merge.precedence,
+            match_without_doi=merge.match_without_doi,
+            busy_timeout=self.settings.database.busy_timeout,
         )
         if upgrade:
             revision = store.upgrade()

@@ -263,6 +263,8 @@ class DatabaseSettings(_ConfigModel):
     #: A SQLAlchemy URL, ``sqlite:///PATH`` or ``postgresql+psycopg://...``; a plain
     #: ``postgresql://`` is rewritten to the installed psycopg 3 driver.
     url: str = "sqlite:///harvester.db"
+    #: SQLite: seconds a write waits for another process's write before failing.
+    busy_timeout: Annotated[_Float, Field(gt=0)] = 60.0
 
     @field_validator("url")
     @classmethod

@@ -15,6 +15,7 @@ this one, over the same engine (so the pragmas apply to them too).
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ def _json_dumps(value: Any) -> str:
     return orjson.dumps(value).decode("utf-8")
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(url: str, *, busy_timeout: float | None = None, **kwargs: Any) -> Engine:
     """An engine for ``url`` with the settings this store needs on its backend.
 
     JSON columns are (de)serialized with orjson: the record path writes three JSON
@@ -48,8 +49,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs)
-        event.listen(engine, "connect", _sqlite_on_connect)
+        wait_ms = int((busy_timeout * 1000) if busy_timeout is not None else SQLITE_BUSY_TIMEOUT_MS)
+        engine = create_engine(url, connect_args={"timeout": wait_ms / 1000}, **kwargs)
+        event.listen(engine, "connect", functools.partial(_sqlite_on_connect, wait_ms=wait_ms))
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine
     # No server-side prepared statements: psycopg prepares a statement after five runs and
@@ -59,7 +61,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
 
 
-def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any, *, wait_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> None:
     # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's implicit BEGIN is DEFERRED).
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
@@ -67,7 +69,7 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={wait_ms}")
     finally:
         cursor.close()
 

@@ -273,8 +273,15 @@ class Store:
         self._dialect = self.engine.dialect.name
 
     @classmethod
-    def open(cls, url: str, precedence: Sequence[str] = (), *, match_without_doi: bool = False) -> Store:
-        return cls(make_engine(url), tuple(precedence), match_without_doi)
+    def open(
+        cls,
+        url: str,
+        precedence: Sequence[str] = (),
+        *,
+        match_without_doi: bool = False,
+        busy_timeout: float | None = None,
+    ) -> Store:
+        return cls(make_engine(url, busy_timeout=busy_timeout), tuple(precedence), match_without_doi)
 
     def upgrade(self) -> str | None:
         return upgrade(self.engine)

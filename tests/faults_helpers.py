@@ -60,13 +60,15 @@ def write_config(
     http: Mapping[str, Any] | None = None,
     level: str = "DEBUG",
     precedence: str = "",
+    busy_timeout: float | None = None,
 ) -> Path:
     """A config file; ``http`` overrides keys of :data:`FAST_HTTP` (e.g. ``total_timeout``)."""
     settings = {**FAST_HTTP, **(http or {})}
     http_lines = "\n".join(f"  {k}: {v}" for k, v in settings.items())
     merge = f"merge:\n  precedence: [{precedence}]\n" if precedence else ""
+    busy = f"  busy_timeout: {busy_timeout}\n" if busy_timeout is not None else ""
     text = (
-        f"database:\n  url: {db_url}\n"
+        f"database:\n  url: {db_url}\n{busy}"
         f"logging:\n  level: {level}\n"
         f"http:\n{http_lines}\n"
         f"{merge}"

@@ -8,9 +8,9 @@ How the database "goes away", touching nothing but the test's own database:
   every backend connected to it is terminated (``pg_terminate_backend``); later it is opened
   again.
 * SQLite: another connection holds ``BEGIN EXCLUSIVE`` on the file for longer than the busy
-  timeout. That timeout is hard-coded (``storage.db.SQLITE_BUSY_TIMEOUT_MS``, 60 s) with no
-  config knob, so the tests lower the module constant (in process, or in the daemon's process
-  through a two-line ``python -c`` launcher) instead of waiting a minute.
+  timeout, which the daemon test sets to half a second (``database.busy_timeout: 0.5``) and the
+  in-process tests lower through the default (``storage.db.SQLITE_BUSY_TIMEOUT_MS``, 60 s),
+  instead of waiting a minute.
 
 fault → test → what it proves
 
@@ -216,17 +216,9 @@ def test_a_run_cut_off_by_the_database_is_not_left_running(
 # -- the daemon ------------------------------------------------------------------------------
 
 
-LAUNCHER = (
-    "import sys, storage.db\n"
-    "storage.db.SQLITE_BUSY_TIMEOUT_MS = 500  # no config knob: lowered for this test\n"
-    "from harvester.cli import main\n"
-    "main(prog_name='harvester')\n"
-)
-
-
 def start_daemon(config: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-c", LAUNCHER, "--config", str(config), "run"],
+        [sys.executable, "-m", "harvester", "--config", str(config), "run"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -264,7 +256,7 @@ def test_daemon_survives_a_lost_database(tmp_path: Path, db_url: str, outage: Ou
         )
         base = len(server.requests)
         source = block(SOURCE, "oai-pmh", server.url, rate_limit=10, schedule="{every: 2s}")
-        config = write_config(tmp_path / "daemon.yaml", db_url, source, level="INFO")
+        config = write_config(tmp_path / "daemon.yaml", db_url, source, level="INFO", busy_timeout=0.5)
         proc = start_daemon(config)
         try:
             wait_for(lambda: len(server.requests) - base >= 8)  # the first run is on page 7
