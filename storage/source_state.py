@@ -11,7 +11,6 @@ from collections.abc import Iterable
 from typing import Any, cast
 
 from sqlalchemy import Table, and_, exists, false, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from harvester.sources.base import QuotaState
 from storage.models import ApiQuota, SourceRecord
@@ -65,8 +64,7 @@ def save_quotas(store: Store, source: str, states: Iterable[QuotaState]) -> None
     ]
     if not rows:
         return
-    insert = postgresql.insert if store.engine.dialect.name == "postgresql" else sqlite.insert
-    stmt = insert(QUOTA)
+    stmt: Any = store.insert(QUOTA)  # the dialect's Insert, with on_conflict_do_update
     stmt = stmt.on_conflict_do_update(
         index_elements=[QUOTA.c.source, QUOTA.c.api, QUOTA.c.key_id],
         set_={

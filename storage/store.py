@@ -289,7 +289,8 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
-    def _insert(self, table: Any) -> Insert:
+    def insert(self, table: Any) -> Insert:
+        """The dialect's INSERT (with ``on_conflict_do_*``) for one of the store's tables."""
         if self._dialect == "postgresql":
             return postgresql.insert(table)
         return sqlite.insert(table)
@@ -309,7 +310,7 @@ class Store:
         now = utcnow()
         expires = now + dt.timedelta(seconds=ttl)
         with self.engine.begin() as conn:
-            stmt = self._insert(LEASE).values(source=source, owner=owner, acquired_at=now, expires_at=expires)
+            stmt = self.insert(LEASE).values(source=source, owner=owner, acquired_at=now, expires_at=expires)
             stmt = stmt.on_conflict_do_update(  # type: ignore[attr-defined]
                 index_elements=[LEASE.c.source],
                 set_={"owner": owner, "acquired_at": now, "expires_at": expires},
@@ -396,7 +397,7 @@ class Store:
     def _write_checkpoint(
         self, conn: Connection, source: str, state: Mapping[str, Any], now: dt.datetime
     ) -> None:
-        stmt = self._insert(CP).values(source=source, state=dict(state), updated_at=now)
+        stmt = self.insert(CP).values(source=source, state=dict(state), updated_at=now)
         conn.execute(
             stmt.on_conflict_do_update(  # type: ignore[attr-defined]
                 index_elements=[CP.c.source], set_={"state": dict(state), "updated_at": now}
@@ -490,7 +491,7 @@ class Store:
                 )
                 setattr(stats, ch.kind, getattr(stats, ch.kind) + 1)
             if rows:
-                stmt = self._insert(SR)
+                stmt = self.insert(SR)
                 excluded = stmt.excluded  # type: ignore[attr-defined]
                 conn.execute(
                     stmt.on_conflict_do_update(  # type: ignore[attr-defined]
@@ -840,7 +841,7 @@ class Store:
             for doi in missing:
                 merged = merge(doi, new_by_doi[doi], self.precedence)
                 rows.append(_work_row(doi, merged.data, merged.provenance, now))
-            stmt = self._insert(W).on_conflict_do_nothing(index_elements=[W.c.doi])  # type: ignore[attr-defined]
+            stmt = self.insert(W).on_conflict_do_nothing(index_elements=[W.c.doi])  # type: ignore[attr-defined]
             noticed = self._notices(conn, missing)  # notices that arrived before their target
             for work_id, doi in conn.execute(stmt.returning(W.c.id, W.c.doi), rows):
                 by_doi[doi] = work_id
@@ -1234,7 +1235,7 @@ class Store:
                 "first_seen": now,
                 "last_seen": now,
             }
-        stmt = self._insert(Q)
+        stmt = self.insert(Q)
         excluded = stmt.excluded  # type: ignore[attr-defined]
         if count_again:
             stmt = stmt.on_conflict_do_update(  # type: ignore[attr-defined]
