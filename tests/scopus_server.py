@@ -98,7 +98,6 @@ from __future__ import annotations
 
 import base64
 import bisect
-import contextlib
 import email.utils
 import functools
 import gzip
@@ -107,16 +106,16 @@ import math
 import random
 import re
 import socket
-import socketserver
 import threading
 import time
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import KW_ONLY, dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal, NamedTuple
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
+
+from tests.fake_http import KeepAliveHandler, LocalHTTPServer
 
 __all__ = [
     "ABSTRACT_QUOTA",
@@ -2162,68 +2161,22 @@ def _years(value: str | None) -> tuple[int, int] | None:
 # --------------------------------------------------------------------------------------------
 
 
-class _HttpServer(ThreadingHTTPServer):
-    """ThreadingHTTPServer that knows its FakeScopus and its open connections."""
-
-    daemon_threads = True
-    block_on_close = False
-    allow_reuse_address = True
-    request_queue_size = 128
+class _HttpServer(LocalHTTPServer):
+    """The shared local server, knowing its FakeScopus."""
 
     def __init__(self, address: tuple[str, int], scopus: FakeScopus) -> None:
         self.scopus = scopus
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
         super().__init__(address, _Handler)
 
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind calls socket.getfqdn(), which can stall on a DNS lookup.
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name = str(host)
-        self.server_port = int(port)
 
-    def track(self, connection: socket.socket, *, open_: bool) -> None:
-        with self._connections_lock:
-            if open_:
-                self._connections.add(connection)
-            else:
-                self._connections.discard(connection)
+class _Handler(KeepAliveHandler):
+    """Keep-alive HTTP/1.1 (see :mod:`tests.fake_http`)."""
 
-    def close_connections(self) -> None:
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    """HTTP/1.1 with keep-alive; every response carries a Content-Length."""
-
-    protocol_version = "HTTP/1.1"
     server_version = "cloudflare"
-    timeout = 60  # idle keep-alive connections are dropped after this
     server: _HttpServer
-
-    def setup(self) -> None:
-        super().setup()
-        # Headers and body go out in separate writes; without TCP_NODELAY, Nagle's algorithm
-        # and delayed ACKs would add ~40 ms to each response.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.server.track(self.connection, open_=True)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.track(self.connection, open_=False)
 
     def version_string(self) -> str:
         return self.server_version
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silence the default stderr access log; use `FakeScopus.requests`."""
 
     def do_GET(self) -> None:
         scopus = self.server.scopus
