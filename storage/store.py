@@ -1031,18 +1031,12 @@ class Store:
 
     def _write_links(self, conn: Connection, source: str, plan: _Plan, now: dt.datetime) -> None:
         """Moves of stored records, the page's identifier rows and identity conflicts."""
-        if plan.updates:
-            conn.execute(
-                update(SR)
-                .where(SR.c.id == bindparam("b_id"))
-                .values(
-                    work_id=bindparam("work_id"),
-                    link_reason=bindparam("link_reason"),
-                    home_work_id=bindparam("home_work_id"),
-                    title_key=bindparam("title_key"),
-                ),
-                sorted(plan.updates, key=lambda u: u["b_id"]),
-            )
+        _update_by_id(
+            conn,
+            SR,
+            ("work_id", "link_reason", "home_work_id", "title_key"),
+            sorted(plan.updates, key=lambda u: u["b_id"]),
+        )
         stale = sorted(k for k, (had, _) in plan.identifiers.items() if had)
         for chunk in _chunks(stale, 900):
             conn.execute(RI.delete().where(RI.c.source == source, RI.c.key.in_(chunk)))
@@ -1105,19 +1099,9 @@ class Store:
                 other_doi=other_doi,
                 action="the record stays with its DOI",
             )
-        if changed:
-            conn.execute(
-                update(IC)
-                .where(IC.c.id == bindparam("b_id"))
-                .values(
-                    record_doi=bindparam("record_doi"),
-                    other_source=bindparam("other_source"),
-                    other_key=bindparam("other_key"),
-                    other_doi=bindparam("other_doi"),
-                    last_seen=bindparam("last_seen"),
-                ),
-                changed,
-            )
+        _update_by_id(
+            conn, IC, ("record_doi", "other_source", "other_key", "other_doi", "last_seen"), changed
+        )
         if rows:
             conn.execute(IC.insert(), [{**r, "first_seen": now, "last_seen": now} for r in rows])
 
@@ -1197,19 +1181,7 @@ class Store:
                     }
                 )
                 stats.works_updated += 1
-        if updates:
-            conn.execute(
-                update(W)
-                .where(W.c.id == bindparam("b_id"))
-                .values(
-                    data=bindparam("data"),
-                    provenance=bindparam("provenance"),
-                    deleted=bindparam("deleted"),
-                    merged_into=bindparam("merged_into"),
-                    updated_at=bindparam("updated_at"),
-                ),
-                updates,
-            )
+        _update_by_id(conn, W, ("data", "provenance", "deleted", "merged_into", "updated_at"), updates)
 
     def _quarantine(
         self,
@@ -1555,6 +1527,15 @@ def _contested(
 
 def _stamp(record: Record) -> float:
     return record.datestamp.timestamp() if record.datestamp else float("-inf")
+
+
+def _update_by_id(
+    conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """One executemany ``UPDATE table SET columns WHERE id = :b_id`` for all ``rows``."""
+    if rows:
+        stmt = update(table).where(table.c.id == bindparam("b_id")).values({c: bindparam(c) for c in columns})
+        conn.execute(stmt, list(rows))
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
