@@ -106,7 +106,7 @@ from operator import attrgetter
 from typing import Any, Literal, NamedTuple
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from tests.fake_http import KeepAliveHandler, LocalHTTPServer
+from tests.fake_http import KeepAliveHandler, LocalHTTPServer, Served
 
 __all__ = [
     "DEFAULT_POOL_LIMITS",
@@ -993,7 +993,7 @@ def _search_text(entry: _Entry, field_query: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-class FakeCrossref:
+class FakeCrossref(Served):
     """A local Crossref REST API over real HTTP, with `faults` to misbehave on demand.
 
     Parameters:
@@ -1072,41 +1072,8 @@ class FakeCrossref:
 
     # ---- lifecycle ----------------------------------------------------------------------
 
-    def start(self) -> FakeCrossref:
-        """Bind 127.0.0.1 (a free port the first time, the same port after a `stop`) and serve
-        in a daemon thread. Returns self."""
-        if self._httpd is not None:
-            return self
-        self._stopping.clear()
-        httpd = _HttpServer(("127.0.0.1", self._port), self)
-        self._port = httpd.server_address[1]
-        self.url = f"http://127.0.0.1:{self._port}"
-        self._httpd = httpd
-        self._thread = threading.Thread(
-            target=httpd.serve_forever, kwargs={"poll_interval": 0.01}, name="FakeCrossref", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving, close open connections (interrupting slow drips) and the socket.
-        Idempotent; works, cursors and logs are kept, so `start` resumes on the same URL."""
-        httpd, self._httpd = self._httpd, None
-        if httpd is None:
-            return
-        self._stopping.set()
-        httpd.shutdown()
-        httpd.close_connections()
-        httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> FakeCrossref:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+    def _make_server(self, address: tuple[str, int]) -> _HttpServer:
+        return _HttpServer(address, self)
 
     # ---- content and state --------------------------------------------------------------
 

@@ -12,9 +12,9 @@ import socket
 import socketserver
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
-__all__ = ["KeepAliveHandler", "LocalHTTPServer"]
+__all__ = ["KeepAliveHandler", "LocalHTTPServer", "Served"]
 
 
 class LocalHTTPServer(ThreadingHTTPServer):
@@ -74,3 +74,57 @@ class KeepAliveHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silence the default stderr access log; the fakes keep their own request logs."""
+
+
+class Served:
+    """``start``/``stop``/``with`` for a fake served by a :class:`LocalHTTPServer` in a thread.
+
+    A fake sets ``_httpd = None``, ``_thread = None``, ``_port = 0``, ``_stopping`` (an
+    Event) and ``url = ""`` in its ``__init__`` and says how to build its server.
+    """
+
+    url: str
+    _httpd: LocalHTTPServer | None
+    _thread: threading.Thread | None
+    _port: int
+    _stopping: threading.Event
+    _url_path = ""
+
+    def _make_server(self, address: tuple[str, int]) -> LocalHTTPServer:
+        raise NotImplementedError
+
+    def start(self) -> Self:
+        """Bind 127.0.0.1 (a free port the first time, the same port after a `stop`) and serve
+        in a daemon thread. Returns self."""
+        if self._httpd is not None:
+            return self
+        self._stopping.clear()
+        httpd = self._make_server(("127.0.0.1", self._port))
+        self._port = httpd.server_address[1]
+        self.url = f"http://127.0.0.1:{self._port}{self._url_path}"
+        self._httpd = httpd
+        self._thread = threading.Thread(
+            target=httpd.serve_forever, kwargs={"poll_interval": 0.01}, name=type(self).__name__, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, close open connections (interrupting slow drips) and the socket.
+        Idempotent; the fake's content and logs are kept, so `start` resumes on the same URL."""
+        httpd, self._httpd = self._httpd, None
+        if httpd is None:
+            return
+        self._stopping.set()
+        httpd.shutdown()
+        httpd.close_connections()
+        httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

@@ -52,7 +52,7 @@ from operator import attrgetter
 from typing import Literal, NamedTuple
 from urllib.parse import parse_qsl, urlsplit
 
-from tests.fake_http import KeepAliveHandler, LocalHTTPServer
+from tests.fake_http import KeepAliveHandler, LocalHTTPServer, Served
 
 __all__ = [
     "GRANULARITY_DAY",
@@ -508,7 +508,7 @@ _VERBS: dict[str, tuple[frozenset[str], frozenset[str], bool]] = {
 _RECORD_LIST_VERBS = frozenset({"ListIdentifiers", "ListRecords"})
 
 
-class FakeOaiServer:
+class FakeOaiServer(Served):
     """A local OAI-PMH 2.0 repository over real HTTP, with `faults` to misbehave on demand.
 
     Parameters:
@@ -590,41 +590,12 @@ class FakeOaiServer:
 
     # ---- lifecycle ----------------------------------------------------------------------
 
-    def start(self) -> FakeOaiServer:
-        """Bind 127.0.0.1 (a free port the first time, the same port after a `stop`) and serve
-        in a daemon thread. Returns self."""
-        if self._httpd is not None:
-            return self
-        self._stopping.clear()
-        httpd = _HttpServer(("127.0.0.1", self._port), self)
-        self._port = httpd.server_address[1]
-        self.url = f"http://127.0.0.1:{self._port}{self.path}"
-        self._httpd = httpd
-        self._thread = threading.Thread(
-            target=httpd.serve_forever, kwargs={"poll_interval": 0.01}, name="FakeOaiServer", daemon=True
-        )
-        self._thread.start()
-        return self
+    @property
+    def _url_path(self) -> str:
+        return self.path
 
-    def stop(self) -> None:
-        """Stop serving, close open connections (interrupting slow drips) and the socket.
-        Idempotent; records, tokens and logs are kept, so `start` can resume on the same URL."""
-        httpd, self._httpd = self._httpd, None
-        if httpd is None:
-            return
-        self._stopping.set()
-        httpd.shutdown()
-        httpd.close_connections()
-        httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> FakeOaiServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+    def _make_server(self, address: tuple[str, int]) -> _HttpServer:
+        return _HttpServer(address, self)
 
     # ---- repository content -------------------------------------------------------------
 
