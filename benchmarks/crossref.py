@@ -29,13 +29,9 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
+from benchmarks import oai as oai_benchmark  # noqa: E402
 from harvester.logs import configure_logging  # noqa: E402
-from harvester.runner import harvest_source  # noqa: E402
-from harvester.settings import load_settings  # noqa: E402
-from harvester.sources import build_source  # noqa: E402
-from storage.store import Store  # noqa: E402
 from tests.crossref_server import CrossrefWork, FakeCrossref, work_item  # noqa: E402
-from tests.helpers import write_config  # noqa: E402
 
 TODAY = dt.datetime.now(dt.UTC).date()
 DAYS = 20
@@ -95,21 +91,11 @@ def bare_loop(url: str) -> tuple[int, float]:
 
 
 def harvester_run(url: str, workdir: Path) -> tuple[int, float]:
-    db_url = f"sqlite:///{workdir / f'bench-{time.monotonic_ns()}.db'}"
     block = (
-        f"- name: crossref\n  type: crossref\n  url: {url}\n  mailto: bench@example.org\n"
+        f"- name: bench\n  type: crossref\n  url: {url}\n  mailto: bench@example.org\n"
         f"  since: {(TODAY - dt.timedelta(days=DAYS)).isoformat()}\n  max_window_results: 1000000"
     )
-    settings = load_settings(write_config(workdir / "bench.yaml", db_url, block))
-    store = Store.open(settings.database.url)
-    store.upgrade()
-    started = time.perf_counter()
-    result = harvest_source(build_source(settings.source("crossref"), settings.http), store, owner="bench")
-    elapsed = time.perf_counter() - started
-    store.close()
-    if result.outcome != "succeeded":
-        raise SystemExit(f"harvest failed: {result.error}")
-    return result.stats.inserted, elapsed
+    return oai_benchmark.harvester_run(url, workdir, source_block=block)
 
 
 def main() -> None:

@@ -87,10 +87,13 @@ def bare_sickle(url: str) -> tuple[int, float]:
     return n, time.perf_counter() - started
 
 
-def harvester_run(url: str, workdir: Path, db_url: str | None = None) -> tuple[int, float]:
+def harvester_run(
+    url: str, workdir: Path, db_url: str | None = None, source_block: str | None = None
+) -> tuple[int, float]:
+    """One timed harvest of the source ``bench`` (an OAI-PMH block unless given) into a fresh store."""
     db_url = db_url or f"sqlite:///{workdir / f'bench-{time.monotonic_ns()}.db'}"
-    config = write_config(workdir / "bench.yaml", db_url, oai_source_block("bench", url, window="3650d"))
-    settings = load_settings(config)
+    block = source_block or oai_source_block("bench", url, window="3650d")
+    settings = load_settings(write_config(workdir / "bench.yaml", db_url, block))
     store = Store.open(settings.database.url)
     store.upgrade()
     started = time.perf_counter()
