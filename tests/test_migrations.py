@@ -43,7 +43,7 @@ def alembic(engine: Engine, action: str, revision: str) -> None:
 
 
 def test_the_migrated_schema_is_the_models_schema(empty: Engine) -> None:
-    assert upgrade(empty) == head_revision() == "0005"
+    assert upgrade(empty) == head_revision() == "0006"
     assert differences(empty) == []
 
 
@@ -56,7 +56,7 @@ def test_downgrade_to_base_and_upgrade_again(empty: Engine) -> None:
     alembic(empty, "downgrade", "base")
     assert set(inspect(empty).get_table_names()) <= {"alembic_version"}
     assert current_revision(empty) is None
-    assert upgrade(empty) == "0005"
+    assert upgrade(empty) == "0006"
     assert differences(empty) == []
 
 
@@ -100,8 +100,38 @@ def test_0005_keeps_json_documents(empty: Engine) -> None:
     assert (json.loads(data) if isinstance(data, str) else data) == {"title": "T", "keywords": ["a"]}
 
 
-@pytest.mark.parametrize("revision", ["0001", "0002", "0003", "0004"])
+@pytest.mark.parametrize("revision", ["0001", "0002", "0003", "0004", "0005"])
 def test_upgrade_from_every_earlier_revision(empty: Engine, revision: str) -> None:
     assert upgrade(empty, revision) == revision
     assert upgrade(empty) == head_revision()
     assert differences(empty) == []
+
+
+def _compression(engine: Engine, table: str, column: str) -> str:
+    with engine.connect() as conn:
+        return str(
+            conn.execute(
+                text(
+                    "SELECT attcompression FROM pg_attribute "
+                    "WHERE attrelid = CAST(:t AS regclass) AND attname = :c"
+                ),
+                {"t": table, "c": column},
+            ).scalar_one()
+        )
+
+
+def test_0006_compresses_payloads_with_lz4_on_postgresql(empty: Engine) -> None:
+    if empty.dialect.name != "postgresql":
+        upgrade(empty)  # nothing to change on SQLite; the migration must simply pass
+        assert current_revision(empty) == "0006"
+        return
+    upgrade(empty)
+    columns = [
+        ("source_records", "raw"),
+        ("source_records", "normalized"),
+        ("works", "data"),
+        ("quarantine", "raw"),
+    ]
+    assert {_compression(empty, t, c) for t, c in columns} == {"l"}  # this server has LZ4
+    alembic(empty, "downgrade", "0005")
+    assert {_compression(empty, t, c) for t, c in columns} == {"p"}
