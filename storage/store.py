@@ -555,14 +555,31 @@ class Store:
             ("unnest", table.name, tuple(columns), tuple(conflict), tuple(update), tuple(returning)),
             functools.partial(_unnest_sql, conn.dialect, table, columns, conflict, update, returning),
         )
-        params = {}
-        for i, name in enumerate(columns):
-            values = [row[name] for row in rows]
-            if isinstance(table.c[name].type, JSON):
-                values = [None if v is None else json_text(v) for v in values]
-            params[f"c{i}"] = values
-        result = conn.exec_driver_sql(sql, params)
+        result = conn.exec_driver_sql(sql, _arrays(table, columns, rows))
         return list(result) if returning else []
+
+    def _update_by_id(
+        self, conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]
+    ) -> None:
+        """``UPDATE table SET columns WHERE id = b_id`` for all ``rows``, in one go.
+
+        SQLite: one executemany. PostgreSQL: ONE ``UPDATE ... FROM unnest(...)`` with binary
+        array parameters, for the reasons :meth:`_bulk_insert` gives (a re-harvest updates
+        every changed record's work). Rows with the same ``b_id``: the last one wins, as
+        it does in an executemany.
+        """
+        if not rows:
+            return
+        if self._dialect != "postgresql":
+            values: dict[str, Any] = {c: bindparam(c) for c in columns}
+            conn.execute(update(table).where(table.c.id == bindparam("b_id")).values(values), list(rows))
+            return
+        last = list({row["b_id"]: row for row in rows}.values())
+        sql = self._cached(
+            ("unnest-update", table.name, tuple(columns)),
+            functools.partial(_unnest_update_sql, conn.dialect, table, columns),
+        )
+        conn.exec_driver_sql(sql, _arrays(table, ["b_id", *columns], last))
 
     def _identity_lock(self, conn: Connection) -> None:
         """Serialize the record path on PostgreSQL (SQLite's BEGIN IMMEDIATE already does).
@@ -1076,7 +1093,7 @@ class Store:
 
     def _write_links(self, conn: Connection, source: str, plan: _Plan, now: dt.datetime) -> None:
         """Moves of stored records, the page's identifier rows and identity conflicts."""
-        _update_by_id(
+        self._update_by_id(
             conn,
             SR,
             ("work_id", "link_reason", "home_work_id", "title_key"),
@@ -1143,7 +1160,7 @@ class Store:
                 other_doi=other_doi,
                 action="the record stays with its DOI",
             )
-        _update_by_id(
+        self._update_by_id(
             conn, IC, ("record_doi", "other_source", "other_key", "other_doi", "last_seen"), changed
         )
         if rows:
@@ -1225,7 +1242,7 @@ class Store:
                     }
                 )
                 stats.works_updated += 1
-        _update_by_id(conn, W, ("data", "provenance", "deleted", "merged_into", "updated_at"), updates)
+        self._update_by_id(conn, W, ("data", "provenance", "deleted", "merged_into", "updated_at"), updates)
 
     def _quarantine(
         self,
@@ -1573,15 +1590,6 @@ def _stamp(record: Record) -> float:
     return record.datestamp.timestamp() if record.datestamp else float("-inf")
 
 
-def _update_by_id(
-    conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]
-) -> None:
-    """One executemany ``UPDATE table SET columns WHERE id = :b_id`` for all ``rows``."""
-    if rows:
-        stmt = update(table).where(table.c.id == bindparam("b_id")).values({c: bindparam(c) for c in columns})
-        conn.execute(stmt, list(rows))
-
-
 def _unnest_sql(
     dialect: Any,
     table: Table,
@@ -1611,6 +1619,34 @@ def _unnest_sql(
     if returning:
         sql += " RETURNING " + ", ".join(map(quote, returning))
     return sql
+
+
+def _unnest_update_sql(dialect: Any, table: Table, columns: Sequence[str]) -> str:
+    """``UPDATE table SET c = v.c ... FROM unnest(%(c0)b::bigint[], ...) AS v WHERE id = v.b_id``."""
+    quote = dialect.identifier_preparer.quote
+    arrays = ", ".join(
+        [f"%(c0)b::{table.c.id.type.compile(dialect=dialect)}[]"]
+        + [f"%(c{i})b::{table.c[name].type.compile(dialect=dialect)}[]" for i, name in enumerate(columns, 1)]
+    )
+    names = ", ".join(["b_id", *(f"v_{i}" for i in range(1, len(columns) + 1))])
+    sets = ", ".join(f"{quote(name)} = v.v_{i}" for i, name in enumerate(columns, 1))
+    t = quote(table.name)
+    return f"UPDATE {t} SET {sets} FROM unnest({arrays}) AS v({names}) WHERE {t}.id = v.b_id"  # noqa: S608
+
+
+def _arrays(table: Table, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    """The ``%(cN)b`` array parameters of an unnest statement: one list per column, in order.
+
+    JSON documents become JSON text here (orjson), as the engine's serializer makes them.
+    ``b_id`` is the row id of an UPDATE.
+    """
+    params = {}
+    for i, name in enumerate(columns):
+        values = [row[name] for row in rows]
+        if name != "b_id" and isinstance(table.c[name].type, JSON):
+            values = [None if v is None else json_text(v) for v in values]
+        params[f"c{i}"] = values
+    return params
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
