@@ -35,6 +35,8 @@ import functools
 import hashlib
 import os
 import socket
+import threading
+import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -269,6 +271,11 @@ class Store:
     match_without_doi: bool = False
     _dialect: str = field(init=False)
     _statements: dict[Any, Any] = field(init=False, default_factory=dict, repr=False)
+    #: PostgreSQL: rows this store added since it last refreshed the planner statistics,
+    #: and the size of ``source_records`` then (see :meth:`_keep_statistics_fresh`).
+    _grown: int = field(init=False, default=0, repr=False)
+    _analyzed_size: int = field(init=False, default=0, repr=False)
+    _analyze_lock: threading.Lock = field(init=False, default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
         self._dialect = self.engine.dialect.name
@@ -510,7 +517,42 @@ class Store:
                 .where(RUN.c.run_id == run_id)
                 .values({c: RUN.c[c] + getattr(stats, c) for c in RUN_COUNTERS})
             )
+        self._keep_statistics_fresh(stats.inserted)
         return stats
+
+    #: PostgreSQL: refresh the statistics once this many rows were added (at the least).
+    ANALYZE_AFTER = 2000
+
+    def _keep_statistics_fresh(self, added: int) -> None:
+        """PostgreSQL: ANALYZE the record path's tables each time a harvest has doubled them.
+
+        The identity lookups' plans depend on the statistics. Autovacuum refreshes them at
+        most once a minute and only after 10% growth; during a first harvest the tables
+        grow far faster, and the planner, still believing them nearly empty, scanned every
+        identifier of a scheme for each lookup: 3.6 ms at the start of a 30,000-record
+        harvest, 16.6 ms at its end, the per-page cost growing with the store. ANALYZE
+        samples a bounded number of rows (tenths of a second) and runs after the page's
+        transaction, outside it; a failure is logged and never undoes the page.
+        """
+        if self._dialect != "postgresql" or added <= 0:
+            return
+        with self._analyze_lock:
+            self._grown += added
+            if self._grown < max(self.ANALYZE_AFTER, self._analyzed_size):
+                return
+            self._grown = 0
+        started = time.monotonic()
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(text("ANALYZE source_records, record_identifiers, works"))
+                size = conn.execute(
+                    text("SELECT reltuples FROM pg_class WHERE oid = CAST('source_records' AS regclass)")
+                ).scalar()
+        except Exception as exc:  # noqa: BLE001 - statistics are an optimization; the page is stored
+            log.warning("store.analyze_failed", error=f"{type(exc).__name__}: {exc}")
+            return
+        self._analyzed_size = max(int(size or 0), 0)
+        log.info("store.analyzed", rows=self._analyzed_size, seconds=round(time.monotonic() - started, 3))
 
     def _bulk_insert(
         self,

@@ -358,3 +358,26 @@ def test_doi_less_records_follow_when_the_record_they_matched_changes(store: Sto
     back = work_of(store, "pure", "oai:1")
     assert (back.id, back.doi, back.link_reason) == (own, None, "own")
     no_orphans(store)
+
+
+def test_postgresql_statistics_are_refreshed_as_a_harvest_doubles_the_tables(store: Store) -> None:
+    """Stale planner statistics made every identity lookup scan a whole scheme (issue 9)."""
+    from sqlalchemy import text
+    from structlog.testing import capture_logs
+
+    store.ANALYZE_AFTER = 20  # type: ignore[misc]  # instead of thousands of rows
+    harvest = Harvest(store, "repo")
+    with capture_logs() as logs:
+        for p in range(5):  # 10 new records a page: ANALYZE after pages 2 and 4 (20, then 20 more)
+            harvest.page(*(rec(f"k{p}-{i}", doi=f"10.1234/{p}.{i}") for i in range(10)))
+        harvest.page(*(rec(f"k0-{i}", doi=f"10.1234/0.{i}") for i in range(10)))  # unchanged: adds nothing
+    analyzed = [e for e in logs if e["event"] == "store.analyzed"]
+    if store.engine.dialect.name != "postgresql":
+        assert analyzed == []  # SQLite plans without such statistics
+        return
+    assert [e["rows"] for e in analyzed] == [20, 40]
+    with store.engine.connect() as conn:
+        last = conn.execute(
+            text("SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'record_identifiers'")
+        ).scalar_one()
+    assert last is not None
