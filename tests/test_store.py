@@ -6,8 +6,10 @@ import datetime as dt
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
+from structlog.testing import capture_logs
 
+import storage.store
 from harvester.record import Author, PartialDate, Record
 from storage.models import SourceRecord, Work
 from storage.store import Incoming, LeaseLost, Quarantined, Store
@@ -362,9 +364,6 @@ def test_doi_less_records_follow_when_the_record_they_matched_changes(store: Sto
 
 def test_postgresql_statistics_are_refreshed_as_a_harvest_doubles_the_tables(store: Store) -> None:
     """Stale planner statistics made every identity lookup scan a whole scheme (issue 9)."""
-    from sqlalchemy import text
-    from structlog.testing import capture_logs
-
     store.ANALYZE_AFTER = 20  # type: ignore[misc]  # instead of thousands of rows
     harvest = Harvest(store, "repo")
     with capture_logs() as logs:
@@ -381,3 +380,22 @@ def test_postgresql_statistics_are_refreshed_as_a_harvest_doubles_the_tables(sto
             text("SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'record_identifiers'")
         ).scalar_one()
     assert last is not None
+
+
+def test_a_failed_statistics_refresh_is_logged_and_the_page_stays(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL only: SQLite keeps no such statistics")
+
+    def broken(statement: str) -> Any:  # the real server refuses it: an unknown table
+        return text(statement.replace("ANALYZE source_records", "ANALYZE no_such_table"))
+
+    monkeypatch.setattr(storage.store, "text", broken)
+    store.ANALYZE_AFTER = 1  # type: ignore[misc]
+    with capture_logs() as logs:
+        stats = Harvest(store, "repo").page(rec("k1", doi=DOI), checkpoint={"token": "t1"})
+    assert stats.inserted == 1
+    failed = [e for e in logs if e["event"] == "store.analyze_failed"]
+    assert len(failed) == 1 and "no_such_table" in failed[0]["error"]
+    assert count(store, SourceRecord) == 1 and store.load_checkpoint("repo") == {"token": "t1"}
