@@ -1640,18 +1640,11 @@ def _unnest_sql(
     update: Sequence[str],
     returning: Sequence[str],
 ) -> str:
-    """``INSERT INTO table (columns) SELECT * FROM unnest(%(c0)b::type[], ...) ...`` (PostgreSQL).
-
-    The arrays go in psycopg's binary format (``%b``): in text format every element is
-    quoted and escaped, which took 20 ms for the raw payloads of one page.
-    """
+    """``INSERT INTO table (columns) SELECT * FROM unnest(%(c0)b::type[], ...) ...`` (PostgreSQL)."""
     quote = dialect.identifier_preparer.quote
-    arrays = ", ".join(
-        f"%(c{i})b::{table.c[name].type.compile(dialect=dialect)}[]" for i, name in enumerate(columns)
-    )
     # Only the table's own (quoted) names and compiled types go into the text; values are parameters.
     names = ", ".join(map(quote, columns))
-    sql = f"INSERT INTO {quote(table.name)} ({names}) SELECT * FROM unnest({arrays})"  # noqa: S608
+    sql = f"INSERT INTO {quote(table.name)} ({names}) SELECT * FROM {_unnest(dialect, table, columns)}"  # noqa: S608
     if conflict:
         sql += f" ON CONFLICT ({', '.join(map(quote, conflict))}) DO "
         if update:
@@ -1666,26 +1659,39 @@ def _unnest_sql(
 def _unnest_update_sql(dialect: Any, table: Table, columns: Sequence[str]) -> str:
     """``UPDATE table SET c = v.c ... FROM unnest(%(c0)b::bigint[], ...) AS v WHERE id = v.b_id``."""
     quote = dialect.identifier_preparer.quote
-    arrays = ", ".join(
-        [f"%(c0)b::{table.c.id.type.compile(dialect=dialect)}[]"]
-        + [f"%(c{i})b::{table.c[name].type.compile(dialect=dialect)}[]" for i, name in enumerate(columns, 1)]
-    )
     names = ", ".join(["b_id", *(f"v_{i}" for i in range(1, len(columns) + 1))])
     sets = ", ".join(f"{quote(name)} = v.v_{i}" for i, name in enumerate(columns, 1))
     t = quote(table.name)
-    return f"UPDATE {t} SET {sets} FROM unnest({arrays}) AS v({names}) WHERE {t}.id = v.b_id"  # noqa: S608
+    arrays = _unnest(dialect, table, ["b_id", *columns])
+    return f"UPDATE {t} SET {sets} FROM {arrays} AS v({names}) WHERE {t}.id = v.b_id"  # noqa: S608
+
+
+def _column(table: Table, name: str) -> Any:
+    """The column behind an unnest array; ``b_id`` is the row id of an UPDATE."""
+    return table.c.id if name == "b_id" else table.c[name]
+
+
+def _unnest(dialect: Any, table: Table, columns: Sequence[str]) -> str:
+    """``unnest(%(c0)b::type[], %(c1)b::type[], ...)``: one typed array parameter per column.
+
+    The arrays go in psycopg's binary format (``%b``): in text format every element is
+    quoted and escaped, which took 20 ms for the raw payloads of one page.
+    """
+    arrays = (
+        f"%(c{i})b::{_column(table, name).type.compile(dialect=dialect)}[]" for i, name in enumerate(columns)
+    )
+    return f"unnest({', '.join(arrays)})"
 
 
 def _arrays(table: Table, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
-    """The ``%(cN)b`` array parameters of an unnest statement: one list per column, in order.
+    """The parameters of :func:`_unnest`: one list per column, in order.
 
     JSON documents become JSON text here (orjson), as the engine's serializer makes them.
-    ``b_id`` is the row id of an UPDATE.
     """
     params = {}
     for i, name in enumerate(columns):
         values = [row[name] for row in rows]
-        if name != "b_id" and isinstance(table.c[name].type, JSON):
+        if isinstance(_column(table, name).type, JSON):
             values = [None if v is None else json_text(v) for v in values]
         params[f"c{i}"] = values
     return params
