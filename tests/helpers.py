@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import textwrap
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy import select
 
 from harvester.runner import RunResult, harvest_source
 from harvester.settings import Settings, load_settings
 from harvester.sources import build_source
+from storage.db import make_engine
+from storage.models import HarvestRun
 from storage.store import Store
 from tests.oai_server import OaiRecord, dc_metadata
 
@@ -85,3 +91,27 @@ def article(
         ),
         sets=sets,
     )
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 30) -> None:
+    """Poll ``predicate`` until it holds; errors count as "not yet" (the database may be down
+    or its tables not created yet)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except Exception:
+            pass
+        time.sleep(0.02)
+    raise AssertionError("condition not reached in time")
+
+
+def run_rows(db_url: str) -> list[Any]:
+    """Every ``harvest_runs`` row of the database, oldest first."""
+    engine = make_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(select(HarvestRun).order_by(HarvestRun.id)).all())
+    finally:
+        engine.dispose()

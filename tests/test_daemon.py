@@ -10,20 +10,18 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.exc import OperationalError
 
 from harvester.daemon import is_due
 from harvester.settings import ScheduleSettings
 from storage.db import make_engine
-from storage.models import HarvestRun, SourceRecord
+from storage.models import SourceRecord
 from tests.conftest import ROOT
-from tests.helpers import T0, article, oai_source_block, write_config
+from tests.helpers import T0, article, oai_source_block, run_rows, wait_for, write_config
 from tests.oai_server import FakeOaiServer
 
 NOW = dt.datetime(2024, 6, 1, 12, 0, tzinfo=dt.UTC)
@@ -66,27 +64,6 @@ def stop_daemon(
     return proc.returncode, [json.loads(line) for line in err.splitlines() if line.startswith("{")], took
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return
-        except OperationalError:  # the daemon has not created the tables yet
-            pass
-        time.sleep(0.1)
-    raise AssertionError("condition not reached in time")
-
-
-def runs(db_url: str) -> list[Any]:
-    engine = make_engine(db_url)
-    try:
-        with engine.connect() as conn:
-            return list(conn.execute(select(HarvestRun).order_by(HarvestRun.id)).all())
-    finally:
-        engine.dispose()
-
-
 def record_count(db_url: str) -> int:
     engine = make_engine(db_url)
     try:
@@ -110,8 +87,10 @@ def test_daemon_schedules_survives_a_failing_source_and_stops_cleanly(tmp_path: 
         config = write_config(tmp_path / "d.yaml", db_url, sources)
         proc = start_daemon(config)
         try:
-            wait_for(lambda: sum(r.source == "repo" and r.outcome == "succeeded" for r in runs(db_url)) >= 2)
-            wait_for(lambda: any(r.source == "broken" and r.outcome == "failed" for r in runs(db_url)))
+            wait_for(
+                lambda: sum(r.source == "repo" and r.outcome == "succeeded" for r in run_rows(db_url)) >= 2
+            )
+            wait_for(lambda: any(r.source == "broken" and r.outcome == "failed" for r in run_rows(db_url)))
         finally:
             code, logs, took = stop_daemon(proc)
     assert code == 0
@@ -119,7 +98,7 @@ def test_daemon_schedules_survives_a_failing_source_and_stops_cleanly(tmp_path: 
     assert logs[-1]["event"] == "daemon.stopped"
     failed = [e for e in logs if e["event"] == "harvest.failed"]
     assert failed and failed[0]["source"] == "broken" and failed[0]["next_attempt"]
-    repo_runs = [r for r in runs(db_url) if r.source == "repo"]
+    repo_runs = [r for r in run_rows(db_url) if r.source == "repo"]
     for before, after in itertools.pairwise(repo_runs):  # never two runs of one source at once
         assert before.finished_at is not None and before.finished_at <= after.started_at
     assert record_count(db_url) == 40
@@ -140,7 +119,7 @@ def test_sigterm_mid_harvest_commits_or_rolls_back_and_the_next_run_resumes(tmp_
             code, logs, took = stop_daemon(proc, signal.SIGINT)
         assert code == 0 and took < 10
         assert logs[-1]["event"] == "daemon.stopped"
-        [run] = runs(db_url)
+        [run] = run_rows(db_url)
         assert run.outcome == "interrupted"
         stored = record_count(db_url)
         assert 30 <= stored < 600 and stored % 10 == 0  # whole pages only
@@ -157,7 +136,7 @@ def test_sigterm_mid_harvest_commits_or_rolls_back_and_the_next_run_resumes(tmp_
         )
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert record_count(db_url) == 600
-        assert runs(db_url)[-1].fetched == 600 - stored  # resumed, did not start over
+        assert run_rows(db_url)[-1].fetched == 600 - stored  # resumed, did not start over
 
 
 def free_port() -> int:
@@ -184,7 +163,7 @@ def test_metrics_and_health_endpoints(tmp_path: Path) -> None:
         )
         proc = start_daemon(config)
         try:
-            wait_for(lambda: any(r.outcome == "succeeded" for r in runs(db_url)))
+            wait_for(lambda: any(r.outcome == "succeeded" for r in run_rows(db_url)))
             wait_for(lambda: httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200)
             text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
         finally:

@@ -38,7 +38,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +66,7 @@ from tests.faults_helpers import (
     snapshot,
     write_config,
 )
-from tests.helpers import T0, article
+from tests.helpers import T0, article, run_rows, wait_for
 from tests.oai_server import FakeOaiServer
 
 NOW = dt.datetime(2024, 6, 1, 12, 0, tzinfo=dt.UTC)
@@ -225,27 +225,6 @@ def start_daemon(config: Path) -> subprocess.Popen[str]:
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         cwd=ROOT,
     )
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return
-        except Exception:  # the database may be down or not created yet
-            pass
-        time.sleep(0.02)
-    raise AssertionError("condition not reached in time")
-
-
-def run_rows(db_url: str) -> list[Any]:
-    engine = make_engine(db_url)
-    try:
-        with engine.connect() as conn:
-            return list(conn.execute(select(HarvestRun).order_by(HarvestRun.id)).all())
-    finally:
-        engine.dispose()
 
 
 @pytest.mark.slow
