@@ -1,8 +1,9 @@
 """Every performance goal of the project, measured side by side, one table at the end.
 
 Runs each benchmark in its own process (so one does not warm the other's caches) and
-prints its output, then the summary: the ratio each measured, and its goal. These
-machines are noisy: only ratios within one run mean anything.
+prints its output, then ``stages.py`` (each stage's cost per record against the budget a
+goal gives, which says where a missing ratio is), then the summary: the ratio each
+measured, and its goal. These machines are noisy: only ratios within one run mean anything.
 
     python benchmarks/run.py            # the issue's sizes (several minutes)
     python benchmarks/run.py --quick    # smaller sizes, for a first look
@@ -50,17 +51,8 @@ def main() -> None:
     ]
     summary = []
     for title, goal, command in runs:
-        print(f"\n=== {title} ===", flush=True)
-        result = subprocess.run(
-            [sys.executable, str(HERE / command[0]), *command[1:]],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        result = _run(title, command)
         lines = [line for line in result.stdout.splitlines() if line.strip()]
-        print("\n".join(lines), flush=True)
-        if result.returncode:
-            print(result.stderr[-2000:])
         ratios = [
             m.group(0)
             for line in lines
@@ -77,10 +69,29 @@ def main() -> None:
                 and not result.returncode,
             )
         )
+    _run(
+        "where the time goes: OAI-PMH and Crossref one stage at a time",
+        ["stages.py", "--records", "5000" if q else "20000", "--repeat", "1" if q else "2"],
+    )
     print("\n=== summary ===")
     width = max(len(t) for t, *_ in summary)
     for title, measured, goal, ok in summary:
         print(f"{title:<{width}}  {measured:>14}  goal {goal:<24} {'OK' if ok else 'NOT MET'}")
+
+
+def _run(title: str, command: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run one benchmark script in its own process and print its output under ``title``."""
+    print(f"\n=== {title} ===", flush=True)
+    result = subprocess.run(
+        [sys.executable, str(HERE / command[0]), *command[1:]],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    print("\n".join(line for line in result.stdout.splitlines() if line.strip()), flush=True)
+    if result.returncode:
+        print(result.stderr[-2000:])
+    return result
 
 
 if __name__ == "__main__":
