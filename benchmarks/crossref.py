@@ -90,12 +90,25 @@ def bare_loop(url: str) -> tuple[int, float]:
     return n, time.perf_counter() - started
 
 
-def harvester_run(url: str, workdir: Path) -> tuple[int, float]:
-    block = (
+def source_block(url: str) -> str:
+    """The config block of the source ``bench``: the served days, in one window."""
+    return (
         f"- name: bench\n  type: crossref\n  url: {url}\n  mailto: bench@example.org\n"
         f"  since: {(TODAY - dt.timedelta(days=DAYS)).isoformat()}\n  max_window_results: 1000000"
     )
-    return oai_benchmark.harvester_run(url, workdir, source_block=block)
+
+
+def fixture_works(n: int) -> list[CrossrefWork]:
+    """:func:`make_works`, with the collector kept off them: they live for the whole run."""
+    gc.disable()
+    works = make_works(n)
+    gc.enable()
+    gc.freeze()
+    return works
+
+
+def harvester_run(url: str, workdir: Path) -> tuple[int, float]:
+    return oai_benchmark.harvester_run(url, workdir, source_block=source_block(url))
 
 
 def main() -> None:
@@ -106,10 +119,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     configure_logging("WARNING")
-    gc.disable()
-    works = make_works(args.records)
-    gc.enable()
-    gc.freeze()  # the fixture's objects live for the whole run; keep the collector off them
+    works = fixture_works(args.records)
     with FakeCrossref(works, rate_limit=100_000) as server, tempfile.TemporaryDirectory() as tmp:
         server.enforce_limits = False
         best_bare = best_ours = float("inf")

@@ -16,8 +16,6 @@ per record divided by the goal's ratio.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import gc
 import sys
 import tempfile
 import time
@@ -136,19 +134,11 @@ def main() -> None:
     )
     del records, oai_server
 
-    gc.disable()
-    works = crossref_benchmark.make_works(args.records)
-    gc.enable()
-    gc.freeze()  # as crossref.py does: the fixture lives for the whole run
-    since = (crossref_benchmark.TODAY - dt.timedelta(days=crossref_benchmark.DAYS)).isoformat()
     measure(
         "Crossref (rows=1000) vs bare httpx + json",
-        FakeCrossref(works, rate_limit=100_000),
+        FakeCrossref(crossref_benchmark.fixture_works(args.records), rate_limit=100_000),
         crossref_benchmark.bare_loop,
-        lambda url: (
-            f"- name: bench\n  type: crossref\n  url: {url}\n  mailto: bench@example.org\n"
-            f"  since: {since}\n  max_window_results: 1000000"
-        ),
+        crossref_benchmark.source_block,
         0.6,
         args.records,
         args.repeat,
