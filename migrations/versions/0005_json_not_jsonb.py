@@ -29,27 +29,16 @@ COLUMNS = (
 )
 
 
-def upgrade() -> None:
+def _retype(new: sa.types.TypeEngine[object], old: sa.types.TypeEngine[object], cast: str) -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
     for table, column in COLUMNS:
-        op.alter_column(
-            table,
-            column,
-            type_=sa.JSON(),
-            existing_type=postgresql.JSONB(),
-            postgresql_using=f"{column}::json",
-        )
+        op.alter_column(table, column, type_=new, existing_type=old, postgresql_using=f"{column}::{cast}")
+
+
+def upgrade() -> None:
+    _retype(sa.JSON(), postgresql.JSONB(), "json")
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name != "postgresql":
-        return
-    for table, column in COLUMNS:
-        op.alter_column(
-            table,
-            column,
-            type_=postgresql.JSONB(),
-            existing_type=sa.JSON(),
-            postgresql_using=f"{column}::jsonb",
-        )
+    _retype(postgresql.JSONB(), sa.JSON(), "jsonb")
